@@ -1,0 +1,49 @@
+"""Figures of a sweep: per-class accuracy real vs best τ (the paper's Figure 1), IS/FID vs Top-1 error."""
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display on cluster nodes
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def _save(fig, path: Path) -> None:
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    fig.savefig(tmp, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def per_class_accuracy_figure(results: list[dict], best_truncation: float, path: Path) -> None:
+    """Grouped bars: per-class test accuracy of the classifier trained on real vs on the best τ."""
+    real = next(r for r in results if r["training_set"] == "real")
+    best = next(r for r in results if r["truncation"] == best_truncation)
+    names = real["class_names"]
+    x = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(names)), 3.5))
+    ax.bar(x - 0.2, real["per_class_accuracy"], 0.4, label="real training data")
+    ax.bar(x + 0.2, best["per_class_accuracy"], 0.4, label=f"generated, τ = {best_truncation:g}")
+    ax.set_xticks(x, names, rotation=45 if max(map(len, names)) > 3 else 0, ha="right")
+    ax.set_ylabel("test accuracy")
+    ax.set_ylim(0, 1.05)
+    ax.set_title("Per-class accuracy on the real test split")
+    ax.legend(loc="lower right")
+    _save(fig, path)
+
+
+def metrics_vs_error_figure(results: list[dict], path: Path) -> None:
+    """IS and FID of each synthetic set against the Top-1 error of its classifier, points labelled by τ."""
+    synthetic = [r for r in results if r["training_set"] == "synthetic"]
+    error = [r["top1_error"] for r in synthetic]
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+    for ax, key, label in ((axes[0], "inception_score_mean", "Inception Score"), (axes[1], "fid", "FID")):
+        values = [r[key] for r in synthetic]
+        ax.scatter(values, error)
+        for r, v, e in zip(synthetic, values, error, strict=True):
+            ax.annotate(f"τ={r['truncation']:g}", (v, e), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        ax.set_xlabel(label)
+        ax.set_ylabel("Top-1 error (real test split)")
+    fig.suptitle("Sample metrics against classification error of generated training data")
+    _save(fig, path)

@@ -1,0 +1,228 @@
+"""One typed config tree for a sweep and its stages; validated once, saved with every run (STYLE §2).
+
+Precedence: CLI flags > YAML file (`--config`) > the named recipe's defaults. Every leaf field is a
+flag named after its path, e.g. `--gan.lr-d 1e-4` or `--classifier.epochs 90`.
+"""
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from distgan.errors import ConfigError
+from distgan.train.schedules import parse_d_steps_schedule
+
+PAPER_TRUNCATIONS = (0.2, 0.42, 0.5, 0.6, 0.8, 1.0, 1.5, 2.0)  # Ravuri & Vinyals (2019), Table 1
+
+
+def _require(condition: bool, flag: str, rule: str, value: object) -> None:
+    if not condition:
+        raise ConfigError(f"--{flag} must be {rule} (got {value!r})")
+
+
+@dataclass(kw_only=True)
+class DataConfig:
+    """The real dataset."""
+
+    source: str = "digits"  # registered source (distgan.data.sources.SOURCES)
+    path: Path | None = None  # dataset location; None: embedded (digits) or the source's default path
+    image_size: int = 16  # every image is resized to image_size × image_size
+    shard_max_samples: int = 2000  # samples per WebDataset shard
+
+    def __post_init__(self) -> None:
+        _require(4 <= self.image_size <= 1024, "data.image-size", "in [4, 1024]", self.image_size)
+        _require(self.shard_max_samples >= 1, "data.shard-max-samples", "≥ 1", self.shard_max_samples)
+
+
+@dataclass(kw_only=True)
+class GanConfig:
+    """The class-conditional GAN and its training."""
+
+    latent_dim: int = 64  # size of z
+    g_width: int = 32  # generator channels at full resolution (doubles per ×2 downscale)
+    d_width: int = 32  # discriminator channels at full resolution
+    loss: str = "hinge"  # "hinge" or "nonsaturating"
+    lr_d: float = 2e-4  # Adam learning rate of D
+    lr_g: float = 2e-4  # Adam learning rate of G
+    beta1: float = 0.0  # Adam β1 of both (SN-GAN / BigGAN use 0)
+    beta2: float = 0.9  # Adam β2 of both
+    batch_size: int = 64  # images per D or G step
+    iterations: int = 2000  # G steps
+    d_steps_schedule: str = "2"  # D steps per G step over iterations, e.g. "5,4@5000,3@10000,2@20000"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _require(self.loss in ("hinge", "nonsaturating"), "gan.loss", "'hinge' or 'nonsaturating'", self.loss)
+        for name in ("lr_d", "lr_g"):
+            _require(getattr(self, name) > 0, f"gan.{name.replace('_', '-')}", "> 0", getattr(self, name))
+        for name in ("beta1", "beta2"):
+            _require(0 <= getattr(self, name) < 1, f"gan.{name}", "in [0, 1)", getattr(self, name))
+        for name in ("latent_dim", "g_width", "d_width", "batch_size", "iterations"):
+            _require(getattr(self, name) >= 1, f"gan.{name.replace('_', '-')}", "≥ 1", getattr(self, name))
+        parse_d_steps_schedule(self.d_steps_schedule)
+
+
+@dataclass(kw_only=True)
+class SampleConfig:
+    """Sampling the generator: latents from a truncated normal."""
+
+    truncation_factor: float = 2.0  # entries of z outside [-factor·τ, factor·τ] are resampled (paper's footnote)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _require(self.truncation_factor > 0, "sample.truncation-factor", "> 0", self.truncation_factor)
+
+
+@dataclass(kw_only=True)
+class ClassifierConfig:
+    """The classifier trained on real or generated data and tested on the real test split."""
+
+    arch: str = "resnet20"  # registered classifier (distgan.models.classifiers.CLASSIFIERS)
+    epochs: int = 30
+    batch_size: int = 128  # global batch over all workers
+    base_lr: float = 0.1  # peak LR at reference_batch_size; scaled linearly with batch_size (Goyal et al.)
+    reference_batch_size: int = 256
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    warmup_epochs: float = 2.0  # linear warmup length
+    decay_epoch_fractions: tuple[float, ...] = (30 / 90, 60 / 90, 80 / 90)  # ÷10 points: the paper's 30/60/80 of 90
+    crop_padding: int = 2  # random-crop augmentation: pad by this many pixels, crop back
+    horizontal_flip: bool = False  # off for digits, whose mirror images are other glyphs
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "reference_batch_size"):
+            _require(getattr(self, name) >= 1, f"classifier.{name.replace('_', '-')}", "≥ 1", getattr(self, name))
+        _require(self.base_lr > 0, "classifier.base-lr", "> 0", self.base_lr)
+        _require(
+            0 <= self.warmup_epochs <= self.epochs, "classifier.warmup-epochs", "in [0, epochs]", self.warmup_epochs
+        )
+        _require(
+            all(0 < f < 1 for f in self.decay_epoch_fractions),
+            "classifier.decay-epoch-fractions",
+            "fractions in (0, 1)",
+            self.decay_epoch_fractions,
+        )
+        _require(self.crop_padding >= 0, "classifier.crop-padding", "≥ 0", self.crop_padding)
+
+
+@dataclass(kw_only=True)
+class MetricsConfig:
+    """IS / FID features: a domain classifier trained on real data offline, or the FID InceptionV3."""
+
+    extractor: str = "domain"  # "domain" (offline default) or "inception" (needs inception_weights)
+    inception_weights: Path | None = None  # pt_inception-2015-12-05 weights file
+    extractor_epochs: int = 30  # training epochs of the domain extractor (architecture: classifier.arch)
+    is_splits: int = 10  # Inception Score splits (Salimans et al. 2016)
+
+    def __post_init__(self) -> None:
+        _require(
+            self.extractor in ("domain", "inception"), "metrics.extractor", "'domain' or 'inception'", self.extractor
+        )
+        _require(self.extractor_epochs >= 1, "metrics.extractor-epochs", "≥ 1", self.extractor_epochs)
+        _require(self.is_splits >= 1, "metrics.is-splits", "≥ 1", self.is_splits)
+
+
+@dataclass(kw_only=True)
+class SweepConfig:
+    """A sweep: a space of trials over one dataset, one GAN and one classifier recipe."""
+
+    name: str = "replacement-digits"  # results land in results_dir/name
+    space: str = "replacement"  # registered space (tune/spaces.py)
+    results_dir: Path = Path("results")
+    address: str | None = None  # Ray cluster address; None starts Ray on this machine
+    workers: int = 2  # data-parallel workers per trial (Ray Train TorchTrainer)
+    cpus_per_worker: float = 0.5  # below 1 so that a trial fits on 2 CPUs beside its driver
+    use_gpu: bool = False  # one GPU per worker; NCCL and DALI's mixed decoder follow from it
+    max_concurrent_trials: int = 0  # 0: as many as the cluster's resources allow
+    truncations: tuple[float, ...] = PAPER_TRUNCATIONS
+    include_real: bool = True  # add the real-data row (the classifier trained on real images)
+    data: DataConfig = field(default_factory=DataConfig)
+    gan: GanConfig = field(default_factory=GanConfig)
+    sample: SampleConfig = field(default_factory=SampleConfig)
+    classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+
+    def __post_init__(self) -> None:
+        _require(bool(self.name) and "/" not in self.name, "name", "a non-empty name without '/'", self.name)
+        _require(self.workers >= 1, "workers", "≥ 1", self.workers)
+        _require(self.cpus_per_worker > 0, "cpus-per-worker", "> 0", self.cpus_per_worker)
+        _require(self.max_concurrent_trials >= 0, "max-concurrent-trials", "≥ 0", self.max_concurrent_trials)
+        for tau in self.truncations:
+            _require(tau > 0, "truncations", "a list of truncations > 0", tau)
+
+    @property
+    def out_dir(self) -> Path:
+        """Where this sweep's trials, caches and report live (absolute: Ray needs it so)."""
+        return (self.results_dir / self.name).resolve()
+
+
+def to_dict(cfg: object) -> dict:
+    """JSON-ready nested dict of a config (Paths as strings, tuples as lists)."""
+    return json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
+
+
+def digest(*parts: object) -> str:
+    """Short stable hash of configs and values: the cache key of everything they determine."""
+    text = json.dumps([to_dict(p) if dataclasses.is_dataclass(p) else p for p in parts], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _convert(value: object, hint: object, flag: str) -> object:
+    """Convert a CLI string or YAML value to a field's declared type."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        if value is None or (isinstance(value, str) and value.lower() == "none"):
+            return None
+        hint = next(arg for arg in typing.get_args(hint) if arg is not type(None))
+    if typing.get_origin(hint) is tuple:
+        items = value.split(",") if isinstance(value, str) else list(value)
+        return tuple(_convert(item, typing.get_args(hint)[0], flag) for item in items if item != "")
+    if hint is bool and isinstance(value, str):
+        if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+            raise ConfigError(f"--{flag} must be true or false (got {value!r})")
+        return value.lower() in ("true", "1", "yes")
+    try:
+        return hint(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"--{flag} must be of type {hint.__name__} (got {value!r})") from None
+
+
+def flag_hints(cls: type, prefix: str = "") -> dict[str, object]:
+    """Every leaf field of a config tree as {'gan.lr-d': type}: the CLI's flags."""
+    flags: dict[str, object] = {}
+    for f in dataclasses.fields(cls):
+        hint = typing.get_type_hints(cls)[f.name]
+        name = prefix + f.name.replace("_", "-")
+        if dataclasses.is_dataclass(hint):
+            flags.update(flag_hints(hint, name + "."))
+        else:
+            flags[name] = hint
+    return flags
+
+
+def with_overrides(cfg: object, overrides: dict[str, object], prefix: str = "") -> object:
+    """A copy of cfg with {'gan.lr-d': '1e-4', ...} applied (validated again); unknown keys are errors."""
+    hints = typing.get_type_hints(type(cfg))
+    known = {f.name.replace("_", "-"): f.name for f in dataclasses.fields(cfg)}
+    nested: dict[str, dict[str, object]] = {}
+    changes: dict[str, object] = {}
+    for key, value in overrides.items():
+        head, _, rest = key.replace("_", "-").partition(".")
+        if head not in known:
+            raise ConfigError(f"unknown config key {prefix + key!r}; known: {sorted(known)}")
+        name = known[head]
+        if dataclasses.is_dataclass(hints[name]):
+            if rest:
+                nested.setdefault(name, {})[rest] = value
+            elif isinstance(value, dict):
+                nested.setdefault(name, {}).update(value)
+            else:
+                raise ConfigError(f"config key {prefix + key!r} is a section; give its fields")
+        else:
+            changes[name] = _convert(value, hints[name], prefix + head)
+    for name, sub in nested.items():
+        changes[name] = with_overrides(getattr(cfg, name), sub, prefix + name.replace("_", "-") + ".")
+    return dataclasses.replace(cfg, **changes)

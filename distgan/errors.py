@@ -1,0 +1,13 @@
+"""User-facing errors: each names the flag, file, key or value at fault (STYLE §11)."""
+
+
+class DistganError(Exception):
+    """Base class of every error a user can cause and fix."""
+
+
+class ConfigError(DistganError):
+    """A configuration field or CLI flag holds a value that cannot work."""
+
+
+class DataError(DistganError):
+    """A dataset file, shard or manifest is missing, corrupt or inconsistent."""

@@ -1,0 +1,166 @@
+"""What a sweep makes once and every trial reuses, cached by the digest of all that determines it:
+real shards, the generator, the domain feature extractor, the real reference statistics, and the
+synthetic shards of each truncation. Caches live in `<results_dir>/cache/` (shared storage on a
+cluster), appear atomically, and are never recomputed while valid.
+"""
+
+import logging
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from distgan.config import SweepConfig, digest, to_dict
+from distgan.data.shards import (
+    manifest_digest,
+    read_manifest,
+    read_shards,
+    sha256_file,
+    write_json_atomic,
+    write_shards,
+)
+from distgan.data.sources import ImageSplit, load_split
+from distgan.experiments.workers import classifier_worker, gan_worker
+from distgan.metrics.fid import frechet_distance
+from distgan.metrics.inception_score import inception_score
+from distgan.metrics.quality import extract, save_reference_stats
+from distgan.models.truncation import sample_images
+from distgan.train.checkpoint import build_cached_dir
+from distgan.train.classifier import load_classifier
+from distgan.train.gan import load_generator
+from distgan.train.launch import Launch, run_data_parallel
+
+log = logging.getLogger("distgan")
+
+
+@dataclass(frozen=True)
+class SweepArtifacts:
+    """Absolute paths of a sweep's shared artifacts."""
+
+    real_train_dir: Path
+    real_test_dir: Path
+    generator_path: Path
+    generator_sha256: str
+    extractor_path: Path
+    real_stats_path: Path  # pytorch-fid layout: mu, sigma of the real training split's features
+    real_quality_path: Path  # IS of the real training split, FID of the real test split against it
+
+
+def cache_root(cfg: SweepConfig) -> Path:
+    return cfg.results_dir.resolve() / "cache"
+
+
+def _announce(built: bool, what: str, path: Path) -> None:
+    log.info("%s %s: %s", "made" if built else "cache hit,", what, path)
+
+
+def prepare_real_shards(cfg: SweepConfig) -> tuple[Path, Path]:
+    """Shards of the real train and test splits (keyed by the data config)."""
+    paths = []
+    for split in ("train", "test"):
+        out = cache_root(cfg) / f"real-{cfg.data.source}-{split}-{digest(cfg.data)}"
+        if not out.is_dir():
+            images = load_split(cfg.data.source, split, path=cfg.data.path, image_size=cfg.data.image_size)
+            provenance = {"kind": "real", "split": split, "data": to_dict(cfg.data)}
+            write_shards(images, out, max_samples_per_shard=cfg.data.shard_max_samples, provenance=provenance)
+            _announce(True, f"real {split} shards", out)
+        paths.append(out)
+    return paths[0], paths[1]
+
+
+def prepare_generator(cfg: SweepConfig, real_train_dir: Path, launch: Launch) -> Path:
+    """Train the GAN once per (GAN config, real data) as a data-parallel Ray Train job."""
+    out = cache_root(cfg) / f"gan-{digest(cfg.gan, manifest_digest(real_train_dir))}"
+
+    def build(tmp: Path) -> None:
+        config = {"gan": cfg.gan, "train_dir": str(real_train_dir), "out_dir": str(tmp), "progress": True}
+        run_data_parallel(gan_worker, config, launch=launch, name=f"gan-{out.name}")
+        write_json_atomic(
+            tmp / "meta.json", {"gan": to_dict(cfg.gan), "real_manifest": manifest_digest(real_train_dir)}
+        )
+
+    _announce(build_cached_dir(out, build), "generator", out)
+    return out / "generator.pt"
+
+
+def prepare_extractor(cfg: SweepConfig, real_train_dir: Path, real_test_dir: Path, launch: Launch) -> Path:
+    """The domain feature extractor: cfg.classifier.arch trained on the real training split."""
+    extractor_cfg = _extractor_config(cfg)
+    out = cache_root(cfg) / f"extractor-{digest(extractor_cfg, manifest_digest(real_train_dir))}"
+
+    def build(tmp: Path) -> None:
+        config = {
+            "classifier": extractor_cfg,
+            "train_dir": str(real_train_dir),
+            "test_dir": str(real_test_dir),
+            "out_dir": str(tmp),
+            "save_model": True,
+        }
+        run_data_parallel(classifier_worker, config, launch=launch, name=f"extractor-{out.name}")
+
+    _announce(build_cached_dir(out, build), "domain feature extractor", out)
+    return out / "model.pt"
+
+
+def _extractor_config(cfg: SweepConfig):
+    return replace(cfg.classifier, epochs=cfg.metrics.extractor_epochs, seed=cfg.classifier.seed + 1)
+
+
+def prepare_real_statistics(cfg: SweepConfig, extractor_path: Path, real_train_dir: Path, real_test_dir: Path):
+    """Reference μ, Σ of the real training features; IS of real train and FID(real test, real train)."""
+    out = cache_root(cfg) / f"realstats-{digest(sha256_file(extractor_path), manifest_digest(real_train_dir))}"
+
+    def build(tmp: Path) -> None:
+        extractor = load_classifier(extractor_path)
+        train_stats, train_logits = extract(extractor, read_shards(real_train_dir).images_NHWC)
+        save_reference_stats(tmp / "reference_stats.npz", train_stats)
+        test_stats, _ = extract(extractor, read_shards(real_test_dir).images_NHWC)
+        is_mean, is_std = inception_score(train_logits, splits=cfg.metrics.is_splits)
+        fid = frechet_distance(*test_stats.mean_and_covariance(), *train_stats.mean_and_covariance())
+        write_json_atomic(
+            tmp / "quality.json", {"inception_score_mean": is_mean, "inception_score_std": is_std, "fid": fid}
+        )
+
+    _announce(build_cached_dir(out, build), "real reference statistics", out)
+    return out / "reference_stats.npz", out / "quality.json"
+
+
+def prepare_sweep(cfg: SweepConfig, launch: Launch) -> SweepArtifacts:
+    """Everything the trials share, made (or found) before the first trial starts."""
+    real_train_dir, real_test_dir = prepare_real_shards(cfg)
+    generator_path = prepare_generator(cfg, real_train_dir, launch)
+    extractor_path = prepare_extractor(cfg, real_train_dir, real_test_dir, launch)
+    stats_path, quality_path = prepare_real_statistics(cfg, extractor_path, real_train_dir, real_test_dir)
+    return SweepArtifacts(
+        real_train_dir=real_train_dir,
+        real_test_dir=real_test_dir,
+        generator_path=generator_path,
+        generator_sha256=sha256_file(generator_path),
+        extractor_path=extractor_path,
+        real_stats_path=stats_path,
+        real_quality_path=quality_path,
+    )
+
+
+def prepare_synthetic_shards(cfg: SweepConfig, artifacts: SweepArtifacts, truncation: float) -> Path:
+    """One generated image per real training image, same class, latents truncated at τ."""
+    real_manifest = manifest_digest(artifacts.real_train_dir)
+    key = digest(artifacts.generator_sha256, real_manifest, truncation, cfg.sample)
+    out = cache_root(cfg) / f"synthetic-tau{truncation:g}-{key}"
+    if not out.is_dir():
+        real_labels = read_shards(artifacts.real_train_dir).labels_N  # class histogram of real train, in order
+        class_names = tuple(read_manifest(artifacts.real_train_dir)["class_names"])
+        generator = load_generator(artifacts.generator_path)
+        images = sample_images(
+            generator, real_labels, truncation=truncation, factor=cfg.sample.truncation_factor, seed=cfg.sample.seed
+        )
+        provenance = {
+            "kind": "synthetic",
+            "truncation": truncation,
+            "truncation_factor": cfg.sample.truncation_factor,
+            "seed": cfg.sample.seed,
+            "generator_sha256": artifacts.generator_sha256,
+            "real_train_manifest_sha256": real_manifest,
+        }
+        synthetic = ImageSplit(images_NHWC=images, labels_N=real_labels, class_names=class_names)
+        write_shards(synthetic, out, max_samples_per_shard=cfg.data.shard_max_samples, provenance=provenance)
+        _announce(True, f"synthetic shards τ={truncation:g}", out)
+    return out

@@ -1,0 +1,49 @@
+"""Per-worker functions of the sweep's data-parallel jobs (run on every rank by `train.launch`).
+
+Each takes one dict of configs and absolute paths, reads its data from shards, and lets rank 0
+write the outputs (atomically) to the paths it was given.
+"""
+
+import json
+from pathlib import Path
+
+from distgan.data.shards import read_shards, write_json_atomic
+from distgan.train import distributed
+from distgan.train.classifier import evaluate_classifier, save_classifier, train_classifier
+from distgan.train.gan import save_generator, train_gan
+from distgan.train.launch import report
+
+
+def gan_worker(config: dict) -> None:
+    """Train the conditional GAN on real shards; rank 0 saves generator.pt and training.json."""
+    real = read_shards(Path(config["train_dir"]))
+    generator, info = train_gan(config["gan"], real, progress=config["progress"])
+    if distributed.rank() == 0:
+        out_dir = Path(config["out_dir"])
+        _, height, _, channels = real.images_NHWC.shape
+        save_generator(out_dir / "generator.pt", generator, config["gan"], image_size=height, channels=channels)
+        write_json_atomic(out_dir / "training.json", info)
+    report({"num_d_steps": info["num_d_steps"], "num_g_steps": info["num_g_steps"]})
+
+
+def classifier_worker(config: dict) -> None:
+    """Train on `train_dir`, test on `test_dir`; rank 0 writes scores.json (and model.pt if asked)."""
+    train, test = read_shards(Path(config["train_dir"])), read_shards(Path(config["test_dir"]))
+    if train.class_names != test.class_names:
+        raise ValueError(f"train and test shards disagree on classes: {train.class_names} vs {test.class_names}")
+    cfg = config["classifier"]
+    model = train_classifier(cfg, train, num_classes=test.num_classes, on_epoch_end=lambda _, m: report(m))
+    scores = evaluate_classifier(model, test)
+    if distributed.rank() == 0:
+        out_dir = Path(config["out_dir"])
+        if config["save_model"]:
+            channels = train.images_NHWC.shape[3]
+            save_classifier(
+                out_dir / "model.pt", model, arch=cfg.arch, in_channels=channels, num_classes=test.num_classes
+            )
+        write_json_atomic(out_dir / "scores.json", scores | {"num_train_samples": int(train.labels_N.shape[0])})
+    report({"epoch": cfg.epochs, "top1_error": scores["top1_error"], "top5_error": scores["top5_error"]})
+
+
+def read_scores(out_dir: Path) -> dict:
+    return json.loads((Path(out_dir) / "scores.json").read_text())

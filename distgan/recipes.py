@@ -1,0 +1,26 @@
+"""Named sweep recipes (STYLE §3): functions returning a full config; variants derive from a base."""
+
+from dataclasses import replace
+
+from distgan.config import SweepConfig
+
+
+def digits_default() -> SweepConfig:
+    """The main job offline: digits at 16×16, ResNet-20, the paper's 8 truncations; ~10 min on 2 CPUs."""
+    return SweepConfig()
+
+
+def digits_quick() -> SweepConfig:
+    """A smoke sweep for tests: 2 truncations, short GAN and classifier runs; under 3 min on 2 CPUs."""
+    base = digits_default()
+    return replace(
+        base,
+        name="replacement-digits-quick",
+        truncations=(0.5, 1.0),
+        gan=replace(base.gan, iterations=300),
+        classifier=replace(base.classifier, epochs=4, warmup_epochs=1.0),
+        metrics=replace(base.metrics, extractor_epochs=4),
+    )
+
+
+RECIPES = {"digits_default": digits_default, "digits_quick": digits_quick}

@@ -1,0 +1,126 @@
+"""The classifier loop: momentum SGD, Goyal warmup and ÷10 steps, data-parallel over any world size.
+
+Used for the replacement trials (train on generated or real images, test on real ones), for
+GAN-test, and to train the offline domain feature extractor of IS / FID.
+"""
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from distgan.config import ClassifierConfig
+from distgan.data.sources import ImageSplit
+from distgan.data.transforms import random_crop_flip, to_model_input
+from distgan.errors import DistganError
+from distgan.metrics.classification import ClassificationCounts
+from distgan.models.classifiers import Classifier, build_classifier
+from distgan.train import distributed
+from distgan.train.checkpoint import save_atomic
+from distgan.train.schedules import goyal_learning_rate, lr_multiplier
+
+
+class TrainingError(DistganError):
+    """Training diverged (NaN or inf loss)."""
+
+
+def epoch_indices(num_samples: int, epoch: int, seed: int) -> np.ndarray:
+    """This rank's sample order for an epoch: one seeded permutation shared by all ranks, padded by
+    wrap-around to a multiple of the world size (as torch's DistributedSampler), then strided."""
+    world, rank = distributed.world_size(), distributed.rank()
+    order = np.random.default_rng([seed, epoch]).permutation(num_samples)
+    per_rank = math.ceil(num_samples / world)
+    order = np.resize(order, per_rank * world)  # repeats the head to pad
+    return order[rank::world]
+
+
+def train_classifier(
+    cfg: ClassifierConfig,
+    train: ImageSplit,
+    *,
+    num_classes: int,
+    on_epoch_end: Callable[[int, dict], None] | None = None,
+) -> Classifier:
+    """Train cfg.arch on `train` on this rank's share; returns the plain (unwrapped) model."""
+    device = distributed.select_device()
+    world = distributed.world_size()
+    distributed.seed_everything(cfg.seed)  # identical initial weights on every rank
+    model = distributed.parallelize(build_classifier(cfg.arch, train.images_NHWC.shape[3], num_classes), device)
+
+    local_batch = max(1, cfg.batch_size // world)
+    peak_lr = goyal_learning_rate(cfg.base_lr, local_batch * world, cfg.reference_batch_size)
+    num_samples = train.labels_N.shape[0]
+    steps_per_epoch = math.ceil(math.ceil(num_samples / world) / local_batch)
+    total_steps = steps_per_epoch * cfg.epochs
+    optimizer = torch.optim.SGD(model.parameters(), lr=peak_lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda step: lr_multiplier(
+            step,
+            total_steps=total_steps,
+            warmup_steps=round(cfg.warmup_epochs * steps_per_epoch),
+            decay_fractions=cfg.decay_epoch_fractions,
+        ),
+    )
+    images, labels = to_model_input(train.images_NHWC), torch.as_tensor(train.labels_N)
+    augment_rng = torch.Generator().manual_seed(cfg.seed * 7919 + distributed.rank())
+
+    for epoch in range(cfg.epochs):
+        model.train()
+        indices = torch.from_numpy(epoch_indices(num_samples, epoch, cfg.seed))
+        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        for step in range(steps_per_epoch):
+            # Fetch data.
+            batch = indices[step * local_batch : (step + 1) * local_batch]
+            x = random_crop_flip(
+                images[batch], padding=cfg.crop_padding, flip=cfg.horizontal_flip, generator=augment_rng
+            )
+            # Forward, backward, update.
+            loss = F.cross_entropy(model(x.to(device, non_blocking=True)), labels[batch].to(device))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            loss_sum += loss.detach()
+        # Log: one host sync per epoch; a NaN anywhere in the epoch survives into the sum.
+        if distributed.is_distributed():
+            torch.distributed.all_reduce(loss_sum)
+        mean_loss = loss_sum.item() / (steps_per_epoch * world)
+        if not math.isfinite(mean_loss):
+            raise TrainingError(f"classifier loss is {mean_loss} in epoch {epoch} ({cfg.arch}, lr {peak_lr:g})")
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, {"epoch": epoch, "train_loss": mean_loss, "lr": scheduler.get_last_lr()[0]})
+    return distributed.unwrap(model)
+
+
+@torch.no_grad()
+def evaluate_classifier(model: nn.Module, test: ImageSplit, batch_size: int = 500) -> dict:
+    """Top-1/Top-5 error and per-class accuracy on `test`, each rank scoring a disjoint slice."""
+    device = next(model.parameters()).device
+    model.eval()
+    counts = ClassificationCounts.empty(test.num_classes)
+    mine = np.arange(distributed.rank(), test.labels_N.shape[0], distributed.world_size())
+    for start in range(0, mine.shape[0], batch_size):
+        batch = mine[start : start + batch_size]
+        logits = model(to_model_input(test.images_NHWC[batch]).to(device))
+        counts.update(logits, torch.as_tensor(test.labels_N[batch]))
+    counts.all_reduce()
+    return counts.scores()
+
+
+def save_classifier(path: Path, model: Classifier, *, arch: str, in_channels: int, num_classes: int) -> None:
+    """Write a classifier with what rebuilds it, atomically."""
+    payload = {"arch": arch, "in_channels": in_channels, "num_classes": num_classes, "state_dict": model.state_dict()}
+    save_atomic(payload, path)
+
+
+def load_classifier(path: Path) -> Classifier:
+    """Rebuild a classifier saved by `save_classifier`, in eval mode on the CPU."""
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    model = build_classifier(payload["arch"], payload["in_channels"], payload["num_classes"])
+    model.load_state_dict(payload["state_dict"])
+    return model.eval()

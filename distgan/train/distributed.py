@@ -1,0 +1,59 @@
+"""Process-group facts and the CPU/GPU choices, made in one place (STYLE §6–8).
+
+One process is a world of size 1: everything here works without a process group. Launchers
+(torchrun, Ray Train's TorchTrainer) create the group; this module only reads it.
+"""
+
+import os
+import random
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+
+def is_distributed() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def rank() -> int:
+    return dist.get_rank() if is_distributed() else 0
+
+
+def world_size() -> int:
+    return dist.get_world_size() if is_distributed() else 1
+
+
+def select_device() -> torch.device:
+    """The GPU of this local rank when CUDA is present, else the CPU."""
+    if not torch.cuda.is_available():
+        return torch.device("cpu")
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    torch.cuda.set_device(local_rank)
+    return torch.device("cuda", local_rank)
+
+
+def collective_backend() -> str:
+    """NCCL between GPUs, gloo on CPUs."""
+    return "nccl" if torch.cuda.is_available() else "gloo"
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (all devices) alike on every rank."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def parallelize(model: nn.Module, device: torch.device) -> nn.Module:
+    """Move a plain module to the device and wrap it in DDP when there is more than one rank."""
+    model = model.to(device)
+    if world_size() == 1:
+        return model
+    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    return model.module if isinstance(model, DistributedDataParallel) else model

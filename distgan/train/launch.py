@@ -1,0 +1,60 @@
+"""Run a per-worker function as a data-parallel job: Ray Train's TorchTrainer (sweeps, clusters), or
+in this process as a world of size 1. The only module that imports Ray Train.
+
+Worker functions take one dict and run on every rank after the process group exists (gloo on
+CPUs, NCCL on GPUs); they report per-epoch metrics through `report`.
+"""
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+WorkerFn = Callable[[dict], None]
+
+
+@dataclass(kw_only=True)
+class Launch:
+    """Where and how wide a data-parallel job runs."""
+
+    workers: int  # data-parallel workers (ranks)
+    cpus_per_worker: float
+    use_gpu: bool
+    storage_dir: Path  # Ray Train's run directory (worker logs, reported metrics)
+    in_tune_trial: bool  # forward the workers' reports to the enclosing Ray Tune trial
+
+
+def report(metrics: dict) -> None:
+    """Report metrics from a worker: to Ray Train (and Tune above it) under Ray, else a no-op."""
+    if os.environ.get("DISTGAN_UNDER_RAY_TRAIN") == "1":
+        import ray.train
+
+        ray.train.report(metrics)
+
+
+def _under_ray_train(loop_config: dict) -> None:
+    os.environ["DISTGAN_UNDER_RAY_TRAIN"] = "1"
+    loop_config["fn"](loop_config["config"])
+
+
+def run_data_parallel(fn: WorkerFn, config: dict, *, launch: Launch, name: str) -> None:
+    """Run fn(config) on `launch.workers` Ray Train workers; raises if any worker fails."""
+    import ray.train
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    callbacks = []
+    if launch.in_tune_trial:
+        from ray.tune.integration.ray_train import TuneReportCallback
+
+        callbacks.append(TuneReportCallback())
+    resources = {"CPU": launch.cpus_per_worker} | ({"GPU": 1} if launch.use_gpu else {})
+    trainer = TorchTrainer(
+        _under_ray_train,
+        train_loop_config={"fn": fn, "config": config},
+        torch_config=TorchConfig(backend="nccl" if launch.use_gpu else "gloo"),
+        scaling_config=ray.train.ScalingConfig(
+            num_workers=launch.workers, use_gpu=launch.use_gpu, resources_per_worker=resources
+        ),
+        run_config=ray.train.RunConfig(name=name, storage_path=str(launch.storage_dir), callbacks=callbacks),
+    )
+    trainer.fit()

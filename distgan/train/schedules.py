@@ -1,0 +1,54 @@
+"""Schedules as data: the GAN's D:G step ratio over iterations, and the classifier's learning rate."""
+
+import math
+from collections.abc import Sequence
+
+from distgan.errors import ConfigError
+
+# (first G iteration at which it applies, D steps per G step), sorted, first entry at iteration 0.
+DStepsSchedule = tuple[tuple[int, int], ...]
+
+
+def parse_d_steps_schedule(text: str) -> DStepsSchedule:
+    """Parse '5,4@5000,3@10000,2@20000': 5 D steps per G step, 4 from G iteration 5000 on, and so on."""
+    schedule: list[tuple[int, int]] = []
+    for i, part in enumerate(text.split(",")):
+        steps_text, _, start_text = part.strip().partition("@")
+        try:
+            steps, start = int(steps_text), int(start_text) if start_text else 0
+        except ValueError:
+            raise ConfigError(
+                f"--gan.d-steps-schedule: cannot parse {part!r} in {text!r} (expected 'N' or 'N@ITER')"
+            ) from None
+        if steps < 1:
+            raise ConfigError(f"--gan.d-steps-schedule: D steps must be ≥ 1 (got {steps} in {text!r})")
+        if (i == 0) != (start == 0) or (schedule and start <= schedule[-1][0]):
+            raise ConfigError(
+                f"--gan.d-steps-schedule: {text!r} must start without '@' and list increasing iterations after"
+            )
+        schedule.append((start, steps))
+    return tuple(schedule)
+
+
+def d_steps_at(schedule: DStepsSchedule, iteration: int) -> int:
+    """D steps to take before the G step of this (0-based) G iteration."""
+    return next(steps for start, steps in reversed(schedule) if iteration >= start)
+
+
+def goyal_learning_rate(base_lr: float, global_batch_size: int, reference_batch_size: int) -> float:
+    """Linear scaling rule of Goyal et al. (2017): lr = base_lr · batch / reference batch (256)."""
+    return base_lr * global_batch_size / reference_batch_size
+
+
+def lr_multiplier(
+    step: int, *, total_steps: int, warmup_steps: int, decay_fractions: Sequence[float], decay_factor: float = 0.1
+) -> float:
+    """Factor on the peak LR at a (0-based) optimiser step: linear warmup, then ×0.1 at each decay point.
+
+    Warmup ramps from 1/warmup_steps to 1 (Goyal et al. §2.2, "gradual warmup"); the decay points are
+    fractions of the run, e.g. (30/90, 60/90, 80/90) for the paper's epochs 30/60/80 of 90.
+    """
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    num_decays = sum(step >= math.floor(frac * total_steps) for frac in decay_fractions)
+    return decay_factor**num_decays
