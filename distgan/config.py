@@ -111,17 +111,13 @@ class ClassifierConfig:
 
 @dataclass(kw_only=True)
 class MetricsConfig:
-    """IS / FID features: a domain classifier trained on real data offline, or the FID InceptionV3."""
+    """IS / FID features. Offline (no Inception weights) they come from a domain classifier: the
+    classifier architecture trained on the real training split (docs/concepts.md)."""
 
-    extractor: str = "domain"  # "domain" (offline default) or "inception" (needs inception_weights)
-    inception_weights: Path | None = None  # pt_inception-2015-12-05 weights file
     extractor_epochs: int = 30  # training epochs of the domain extractor (architecture: classifier.arch)
     is_splits: int = 10  # Inception Score splits (Salimans et al. 2016)
 
     def __post_init__(self) -> None:
-        _require(
-            self.extractor in ("domain", "inception"), "metrics.extractor", "'domain' or 'inception'", self.extractor
-        )
         _require(self.extractor_epochs >= 1, "metrics.extractor-epochs", "≥ 1", self.extractor_epochs)
         _require(self.is_splits >= 1, "metrics.is-splits", "≥ 1", self.is_splits)
 
@@ -226,3 +222,22 @@ def with_overrides(cfg: object, overrides: dict[str, object], prefix: str = "") 
     for name, sub in nested.items():
         changes[name] = with_overrides(getattr(cfg, name), sub, prefix + name.replace("_", "-") + ".")
     return dataclasses.replace(cfg, **changes)
+
+
+def add_flags(parser, cls: type, prefix: str = "") -> None:
+    """One `--path.to-field` flag per leaf field of a config class (default None: keep the config's)."""
+    defaults = cls()
+    for flag, hint in flag_hints(cls).items():
+        default = defaults
+        for part in flag.split("."):
+            default = getattr(default, part.replace("-", "_"))
+        metavar = getattr(hint, "__name__", "VALUE").upper()
+        parser.add_argument(f"--{prefix}{flag}", dest=prefix + flag, metavar=metavar, help=f"(default: {default})")
+
+
+def apply_flags(cfg, args, prefix: str = ""):
+    """cfg with every flag of `add_flags(parser, type(cfg), prefix)` that the user gave."""
+    given = {
+        key[len(prefix) :]: value for key, value in vars(args).items() if key.startswith(prefix) and value is not None
+    }
+    return with_overrides(cfg, {key: value for key, value in given.items() if key in flag_hints(type(cfg))})

@@ -155,7 +155,8 @@ def _write_pngs(root: Path, x: np.ndarray, y: np.ndarray, class_names) -> None:
     for i, (image_HWC, label) in enumerate(zip(x, y, strict=True)):
         (root / class_names[label]).mkdir(parents=True, exist_ok=True)
         Image.fromarray(image_HWC.squeeze(-1) if image_HWC.shape[-1] == 1 else image_HWC).save(
-            root / class_names[label] / f"{i:03d}.png")
+            root / class_names[label] / f"{i:03d}.png"
+        )
 
 
 def test_image_folder_round_trip(cifar, fashion, tmp_path):
@@ -176,7 +177,12 @@ def test_image_folder_round_trip(cifar, fashion, tmp_path):
     Image.fromarray(x[0]).resize((20, 20)).save(tmp_path / "rgb" / "train" / present[0] / "odd.png")
     with pytest.raises(DataError, match="odd.png"):
         load_split("image_folder", "train", path=tmp_path / "rgb")
-    assert load_split("image_folder", "train", path=tmp_path / "rgb", image_size=16).images_NHWC.shape == (51, 16, 16, 3)
+    assert load_split("image_folder", "train", path=tmp_path / "rgb", image_size=16).images_NHWC.shape == (
+        51,
+        16,
+        16,
+        3,
+    )
 
 
 def test_user_errors_name_the_culprit(fashion, tmp_path):

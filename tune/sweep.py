@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # `spaces` beside this
 import yaml  # noqa: E402
 from spaces import SPACES  # noqa: E402
 
-from distgan.config import SweepConfig, flag_hints, with_overrides  # noqa: E402
+from distgan.config import SweepConfig, add_flags, apply_flags, with_overrides  # noqa: E402
 from distgan.errors import DistganError  # noqa: E402
 from distgan.experiments.sweep import run_sweep  # noqa: E402
 from distgan.recipes import digits_default, digits_quick  # noqa: E402
@@ -24,30 +24,17 @@ def parse_config(argv: list[str] | None) -> SweepConfig:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="the digits_quick recipe: a smoke sweep (< 3 min)")
     parser.add_argument("--config", type=Path, help="YAML file of config fields (nested sections)")
-    defaults = SweepConfig()
-    for flag, hint in flag_hints(SweepConfig).items():
-        help_text = f"(default: {_default_of(defaults, flag)})"
-        if flag == "space":
-            help_text = f"one of {sorted(SPACES)} {help_text}"
-        parser.add_argument(
-            f"--{flag}", dest=flag, default=None, metavar=getattr(hint, "__name__", "VALUE").upper(), help=help_text
-        )
+    # --space's choices come from the registry, checked after the YAML file (which may set it too).
+    add_flags(parser, SweepConfig)
     args = parser.parse_args(argv)
     cfg = digits_quick() if args.quick else digits_default()
     if args.config is not None:
         if not args.config.is_file():
             raise DistganError(f"--config: {args.config} not found")
         cfg = with_overrides(cfg, yaml.safe_load(args.config.read_text()) or {})
-    flags = {flag: value for flag, value in vars(args).items() if flag not in ("quick", "config") and value is not None}
-    cfg = with_overrides(cfg, flags)
+    cfg = apply_flags(cfg, args)
     if cfg.space not in SPACES:
         raise DistganError(f"--space: unknown space {cfg.space!r}; choose from {sorted(SPACES)}")
-    return cfg
-
-
-def _default_of(cfg: object, flag: str) -> object:
-    for part in flag.split("."):
-        cfg = getattr(cfg, part.replace("-", "_"))
     return cfg
 
 

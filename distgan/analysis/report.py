@@ -82,20 +82,19 @@ def build_report(sweep_dir: Path) -> Path:
         sections[-1] += (
             f"\n| {label} | {_fmt(p['r'])} ({_fmt(p['p_value'], 3)}) | {_fmt(s['r'])} ({_fmt(s['p_value'], 3)}) |"
         )
+    if math.isnan(corr["pearson_top1_error_vs_fid"]["r"]):
+        sections.append("(nan: a correlation needs at least 3 synthetic rows whose values vary.)")
     figures = ["metrics_vs_error.png"]
     if classes:
-        sections.append("## Per-class accuracy")
-        sections.append(f"Best truncation (lowest Top-1 error): τ = {classes['best_truncation']:g}.")
+        lines = [f"Best truncation (lowest Top-1 error): τ = {classes['best_truncation']:g}."]
         for drop in classes.get("largest_drops", []):
-            sections.append(
+            lines.append(
                 f"- class `{drop['class']}`: {100 * drop['real_accuracy']:.1f} % (real) → "
                 f"{100 * drop['synthetic_accuracy']:.1f} % (generated), drop {100 * drop['drop']:.1f} points"
             )
-        zero = classes["zero_accuracy"]
-        sections.append(
-            "Classes at 0 % accuracy: "
-            + (", ".join(f"`{z['class']}` (τ = {z['truncation']:g})" for z in zero) if zero else "none.")
-        )
+        zero = ", ".join(f"`{z['class']}` (τ = {z['truncation']:g})" for z in classes["zero_accuracy"])
+        lines.append(f"\nClasses at 0 % accuracy: {zero or 'none'}.")
+        sections.append("## Per-class accuracy\n\n" + "\n".join(lines))
         if "largest_drops" in classes:
             per_class_accuracy_figure(results, classes["best_truncation"], sweep_dir / "per_class_accuracy.png")
             figures.insert(0, "per_class_accuracy.png")

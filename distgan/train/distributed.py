@@ -40,6 +40,12 @@ def collective_backend() -> str:
     return "nccl" if torch.cuda.is_available() else "gloo"
 
 
+def init_from_env() -> None:
+    """Join the process group that torchrun describes in the environment (RANK, WORLD_SIZE, ...)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not is_distributed():
+        dist.init_process_group(collective_backend())
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (all devices) alike on every rank."""
     random.seed(seed)

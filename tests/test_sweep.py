@@ -1,0 +1,128 @@
+"""The main job as a user runs it: `python tune/sweep.py --space replacement --quick`, on real Ray with
+2-worker TorchTrainers per trial; its report parsed and checked; and its user errors."""
+
+import csv
+import json
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO
+from PIL import Image
+
+SWEEP = [sys.executable, str(REPO / "tune" / "sweep.py")]
+
+
+def run_sweep(*args: str, timeout: int) -> subprocess.CompletedProcess:
+    env = os.environ | {"RAY_AUTH_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([*SWEEP, *args], capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO)
+
+
+@pytest.fixture(scope="module")
+def quick_sweep(tmp_path_factory):
+    results = tmp_path_factory.mktemp("results")
+    done = run_sweep("--space", "replacement", "--quick", "--results-dir", str(results), timeout=420)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+    return results / "replacement-digits-quick", done.stdout
+
+
+def test_quick_sweep_prints_report_location_table_and_wall_time(quick_sweep):
+    sweep_dir, stdout = quick_sweep
+    assert f"Report: {sweep_dir / 'report.md'}" in stdout
+    assert "| Training set | Truncation | Top-5 error (%) | Top-1 error (%) | IS | FID |" in stdout
+    assert "Sweep wall time:" in stdout
+
+
+def test_report_csv_has_real_row_and_every_truncation_with_finite_numbers(quick_sweep):
+    sweep_dir, _ = quick_sweep
+    with open(sweep_dir / "report.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["training_set"], r["truncation"]) for r in rows] == [
+        ("real", ""),
+        ("synthetic", "0.5"),
+        ("synthetic", "1.0"),
+    ]
+    for row in rows:
+        for key in ("top5_error", "top1_error", "inception_score_mean", "inception_score_std", "fid"):
+            assert math.isfinite(float(row[key])), (row, key)
+        assert 0 <= float(row["top5_error"]) <= float(row["top1_error"]) <= 1
+    real = rows[0]
+    assert float(real["top1_error"]) < 0.5  # 4 epochs on real digits: far better than chance (0.9)
+    synthetic_fids = [float(r["fid"]) for r in rows[1:]]
+    assert min(synthetic_fids) > float(real["fid"])  # generated sets are farther from real train than real test is
+
+
+def test_each_trial_wrote_its_result_json(quick_sweep):
+    sweep_dir, _ = quick_sweep
+    for name, truncation in (("real", None), ("tau0.5", 0.5), ("tau1", 1.0)):
+        result = json.loads((sweep_dir / "trials" / name / "result.json").read_text())
+        assert result["truncation"] == truncation
+        assert result["workers"] == 2
+        assert len(result["per_class_accuracy"]) == 10 and result["num_test_samples"] == 360
+        assert result["num_train_samples"] == 1437  # one generated image per real training image
+        assert result["node"]["ray_node_id"]
+        assert len(result["digests"]["generator_sha256"]) == 64
+        assert result["config"]["classifier"]["epochs"] == 4
+
+
+def test_synthetic_manifest_records_truncation_seed_and_generator(quick_sweep):
+    sweep_dir, _ = quick_sweep
+    result = json.loads((sweep_dir / "trials" / "tau0.5" / "result.json").read_text())
+    manifests = list((sweep_dir.parent / "cache").glob("synthetic-tau0.5-*/manifest.json"))
+    assert len(manifests) == 1
+    manifest = json.loads(manifests[0].read_text())
+    assert manifest["provenance"]["truncation"] == 0.5
+    assert manifest["provenance"]["seed"] == 0 and manifest["provenance"]["truncation_factor"] == 2.0
+    assert manifest["provenance"]["generator_sha256"] == result["digests"]["generator_sha256"]
+    assert (
+        manifest["class_counts"]
+        == json.loads((sweep_dir.parent / "cache").glob("real-digits-train-*/manifest.json").__next__().read_text())[
+            "class_counts"
+        ]
+    )
+
+
+def test_figures_are_pngs_and_report_rebuilds_from_files_alone(quick_sweep):
+    sweep_dir, _ = quick_sweep
+    for name in ("per_class_accuracy.png", "metrics_vs_error.png"):
+        with Image.open(sweep_dir / name) as image:
+            assert image.format == "PNG" and image.width > 300
+    before = (sweep_dir / "report.md").read_text()
+    (sweep_dir / "report.md").unlink()
+    done = subprocess.run(
+        [sys.executable, "-m", "distgan.cli", "report", str(sweep_dir)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert (sweep_dir / "report.md").read_text() == before
+    assert "Pearson" in before and "Classes at 0 % accuracy" in before
+
+
+def test_second_sweep_reuses_gan_and_extractor_from_cache(quick_sweep):
+    sweep_dir, _ = quick_sweep
+    done = run_sweep(
+        "--space", "replacement", "--quick", "--results-dir", str(sweep_dir.parent),
+        "--name", "again", "--truncations", "1.0", "--include-real", "false", timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    log = done.stdout + done.stderr
+    for artifact in ("generator", "domain feature extractor", "real reference statistics"):
+        assert f"cache hit, {artifact}" in log
+    assert "made synthetic shards" not in log  # τ = 1.0 was sampled by the first sweep
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--space", "nonsense"], "--space: unknown space 'nonsense'; choose from ['replacement']"),
+        (["--truncations", "0.5,-0.5"], "--truncations must be a list of truncations > 0 (got -0.5)"),
+        (["--data.source", "npz", "--data.path", "/nonexistent/data.npz"], "/nonexistent/data.npz"),
+        (["--data.source", "imagenet"], "unknown source 'imagenet'"),
+    ],
+)
+def test_user_errors_are_one_clear_line(tmp_path, args, message):
+    done = run_sweep(*args, "--results-dir", str(tmp_path), timeout=120)
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
