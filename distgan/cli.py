@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 from distgan.config import ClassifierConfig, GanConfig, SampleConfig, add_flags, apply_flags
-from distgan.data.shards import read_manifest, read_shards, sha256_file, write_shards
+from distgan.data.download import sha256_of
+from distgan.data.shards import read_manifest, read_shards, write_shards
 from distgan.data.sources import SOURCES, ImageSplit, load_split
 from distgan.errors import DistganError
 from distgan.metrics.quality import extract, sample_quality
@@ -37,7 +38,7 @@ def train_gan_stage(args) -> dict:
 
     cfg = apply_flags(GanConfig(), args, "gan.")
     gan_worker({"gan": cfg, "train_dir": str(args.data), "out_dir": str(args.out), "progress": True})
-    return {"generator": str(args.out / "generator.pt"), "sha256": sha256_file(args.out / "generator.pt")}
+    return {"generator": str(args.out / "generator.pt"), "sha256": sha256_of(args.out / "generator.pt")}
 
 
 def sample_stage(args) -> dict:
@@ -56,7 +57,7 @@ def sample_stage(args) -> dict:
         "truncation": args.truncation,
         "truncation_factor": cfg.truncation_factor,
         "seed": cfg.seed,
-        "generator_sha256": sha256_file(args.generator),
+        "generator_sha256": sha256_of(args.generator),
     }
     synthetic = ImageSplit(images_NHWC=images, labels_N=real.labels_N, class_names=real.class_names)
     manifest = write_shards(synthetic, args.out, max_samples_per_shard=2000, provenance=provenance)

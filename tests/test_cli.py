@@ -33,7 +33,8 @@ def test_stages_chain_on_digits(tmp_path):
 
     scores = distgan(
         "train-classifier", "--train", str(tmp_path / "real" / "train"), "--test", str(tmp_path / "real" / "test"),
-        "--out", str(tmp_path / "clf"), "--classifier.arch", "small_cnn", "--classifier.epochs", "6", "--classifier.batch-size", "64",
+        "--out", str(tmp_path / "clf"), "--classifier.arch", "small_cnn",
+        "--classifier.epochs", "6", "--classifier.batch-size", "64",
     )  # fmt: skip
     assert scores["top1_error"] < 0.5 and scores["num_test_samples"] == 360
 

@@ -5,7 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from distgan.data.shards import MANIFEST_NAME, read_manifest, read_shards, sha256_file, write_shards
+from distgan.data.download import sha256_of
+from distgan.data.shards import MANIFEST_NAME, read_manifest, read_shards, write_shards
 from distgan.data.sources import ImageSplit, load_split
 from distgan.errors import DataError
 
@@ -31,7 +32,7 @@ def test_round_trip_is_exact_and_manifest_is_complete(shard_dir, digits_train):
     assert [s["num_samples"] for s in manifest["shards"]] == [500, 500, 437]
     assert manifest["class_counts"] == np.bincount(digits_train.labels_N).tolist()
     for shard in manifest["shards"]:
-        assert sha256_file(shard_dir / shard["name"]) == shard["sha256"]
+        assert sha256_of(shard_dir / shard["name"]) == shard["sha256"]
     assert not list(shard_dir.parent.glob(".*tmp*"))  # nothing half-written left behind
 
 

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from conftest import REPO
 from PIL import Image
@@ -89,6 +90,9 @@ def test_figures_are_pngs_and_report_rebuilds_from_files_alone(quick_sweep):
     for name in ("per_class_accuracy.png", "metrics_vs_error.png"):
         with Image.open(sweep_dir / name) as image:
             assert image.format == "PNG" and image.width > 300
+    with Image.open(sweep_dir / "trials" / "tau0.5" / "samples.png") as grid:  # 10 classes × 8 samples of 16 px, ×4
+        assert grid.size == (8 * 17 * 4, 10 * 17 * 4)
+        assert np.asarray(grid).std() > 10  # not blank
     before = (sweep_dir / "report.md").read_text()
     (sweep_dir / "report.md").unlink()
     done = subprocess.run(
@@ -118,7 +122,7 @@ def test_second_sweep_reuses_gan_and_extractor_from_cache(quick_sweep):
         (["--space", "nonsense"], "--space: unknown space 'nonsense'; choose from ['replacement']"),
         (["--truncations", "0.5,-0.5"], "--truncations must be a list of truncations > 0 (got -0.5)"),
         (["--data.source", "npz", "--data.path", "/nonexistent/data.npz"], "/nonexistent/data.npz"),
-        (["--data.source", "imagenet"], "unknown source 'imagenet'"),
+        (["--data.source", "imagenet"], "--data.source must be one of"),
     ],
 )
 def test_user_errors_are_one_clear_line(tmp_path, args, message):

@@ -7,6 +7,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only; no display on cluster nodes
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
 
 
 def _save(fig, path: Path) -> None:
@@ -37,7 +38,7 @@ def metrics_vs_error_figure(results: list[dict], path: Path) -> None:
     """IS and FID of each synthetic set against the Top-1 error of its classifier, points labelled by τ."""
     synthetic = [r for r in results if r["training_set"] == "synthetic"]
     error = [r["top1_error"] for r in synthetic]
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
     for ax, key, label in ((axes[0], "inception_score_mean", "Inception Score"), (axes[1], "fid", "FID")):
         values = [r[key] for r in synthetic]
         ax.scatter(values, error)
@@ -47,3 +48,19 @@ def metrics_vs_error_figure(results: list[dict], path: Path) -> None:
         ax.set_ylabel("Top-1 error (real test split)")
     fig.suptitle("Sample metrics against classification error of generated training data")
     _save(fig, path)
+
+
+def sample_grid(images_NHWC: np.ndarray, labels_N: np.ndarray, path: Path, per_class: int = 8, scale: int = 4) -> None:
+    """A PNG with one row per class of its first `per_class` images, enlarged `scale`× (nearest)."""
+    num_classes = int(labels_N.max()) + 1
+    _, height, width, channels = images_NHWC.shape
+    grid = np.zeros((num_classes * (height + 1), per_class * (width + 1), channels), np.uint8)
+    for k in range(num_classes):
+        for j, index in enumerate(np.flatnonzero(labels_N == k)[:per_class]):
+            grid[k * (height + 1) : k * (height + 1) + height, j * (width + 1) : j * (width + 1) + width] = images_NHWC[
+                index
+            ]
+    grid = grid.repeat(scale, axis=0).repeat(scale, axis=1)
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    Image.fromarray(grid[:, :, 0] if channels == 1 else grid).save(tmp)
+    tmp.replace(path)

@@ -101,6 +101,16 @@ def build_report(sweep_dir: Path) -> Path:
     if any(r["training_set"] == "synthetic" for r in results):
         metrics_vs_error_figure(results, sweep_dir / "metrics_vs_error.png")
         sections.append("## Figures\n" + "\n".join(f"![{name}]({name})" for name in figures))
+        samples = [r["trial"] for r in results if (sweep_dir / "trials" / r["trial"] / "samples.png").is_file()]
+        if samples:
+            sections.append(
+                "## Samples (one row per class)\n"
+                + "\n".join(
+                    f"- τ = {r['truncation']:g}: ![{r['trial']}](trials/{r['trial']}/samples.png)"
+                    for r in results
+                    if r["trial"] in samples
+                )
+            )
     _write_text_atomic(sweep_dir / "report.csv", _csv_text(rows))
     _write_text_atomic(sweep_dir / "report.md", "\n\n".join(sections) + "\n")
     return sweep_dir / "report.md"

@@ -6,7 +6,6 @@ Layout of a shard directory:
 A directory appears whole or not at all: it is written under a temporary name and renamed.
 """
 
-import hashlib
 import io
 import json
 import os
@@ -17,19 +16,12 @@ import numpy as np
 import webdataset as wds
 from PIL import Image
 
+from distgan.data.download import sha256_of
 from distgan.data.sources import ImageSplit
 from distgan.errors import DataError
 
 MANIFEST_NAME = "manifest.json"
 FORMAT_VERSION = 1
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _png_bytes(image_HWC: np.ndarray) -> bytes:
@@ -64,7 +56,7 @@ def write_shards(split: ImageSplit, out_dir: Path, *, max_samples_per_shard: int
                 sink.write(
                     {"__key__": f"{i:08d}", "png": _png_bytes(split.images_NHWC[i]), "cls": int(split.labels_N[i])}
                 )
-        shards.append({"name": name, "num_samples": stop - start, "sha256": sha256_file(tmp_dir / name)})
+        shards.append({"name": name, "num_samples": stop - start, "sha256": sha256_of(tmp_dir / name)})
     _, height, width, channels = split.images_NHWC.shape
     manifest = {
         "format_version": FORMAT_VERSION,
@@ -101,7 +93,7 @@ def read_manifest(shard_dir: Path) -> dict:
 
 def manifest_digest(shard_dir: Path) -> str:
     """sha256 of the manifest file: names the exact content of a shard set (it lists every shard's sha256)."""
-    return sha256_file(Path(shard_dir) / MANIFEST_NAME)
+    return sha256_of(Path(shard_dir) / MANIFEST_NAME)
 
 
 def read_shards(shard_dir: Path, *, verify: bool = True) -> ImageSplit:
@@ -116,7 +108,7 @@ def read_shards(shard_dir: Path, *, verify: bool = True) -> ImageSplit:
         path = shard_dir / shard["name"]
         if not path.is_file():
             raise DataError(f"{path}: shard listed in {MANIFEST_NAME} is missing")
-        if verify and sha256_file(path) != shard["sha256"]:
+        if verify and sha256_of(path) != shard["sha256"]:
             raise DataError(f"{path}: sha256 differs from {MANIFEST_NAME} (corrupt or changed shard)")
         start = filled
         for sample in _iterate_shard(path):

@@ -9,11 +9,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from distgan.config import SweepConfig, digest, to_dict
+from distgan.data.download import sha256_of
 from distgan.data.shards import (
     manifest_digest,
     read_manifest,
     read_shards,
-    sha256_file,
     write_json_atomic,
     write_shards,
 )
@@ -106,7 +106,7 @@ def _extractor_config(cfg: SweepConfig):
 
 def prepare_real_statistics(cfg: SweepConfig, extractor_path: Path, real_train_dir: Path, real_test_dir: Path):
     """Reference μ, Σ of the real training features; IS of real train and FID(real test, real train)."""
-    out = cache_root(cfg) / f"realstats-{digest(sha256_file(extractor_path), manifest_digest(real_train_dir))}"
+    out = cache_root(cfg) / f"realstats-{digest(sha256_of(extractor_path), manifest_digest(real_train_dir))}"
 
     def build(tmp: Path) -> None:
         extractor = load_classifier(extractor_path)
@@ -133,7 +133,7 @@ def prepare_sweep(cfg: SweepConfig, launch: Launch) -> SweepArtifacts:
         real_train_dir=real_train_dir,
         real_test_dir=real_test_dir,
         generator_path=generator_path,
-        generator_sha256=sha256_file(generator_path),
+        generator_sha256=sha256_of(generator_path),
         extractor_path=extractor_path,
         real_stats_path=stats_path,
         real_quality_path=quality_path,

@@ -13,8 +13,10 @@ import ray
 import torch
 
 import distgan
+from distgan.analysis.figures import sample_grid
 from distgan.config import SweepConfig, to_dict
-from distgan.data.shards import manifest_digest, read_manifest, read_shards, sha256_file, write_json_atomic
+from distgan.data.download import sha256_of
+from distgan.data.shards import manifest_digest, read_manifest, read_shards, write_json_atomic
 from distgan.experiments.artifacts import SweepArtifacts, prepare_synthetic_shards
 from distgan.experiments.workers import classifier_worker, read_scores
 from distgan.metrics.quality import load_reference_stats, sample_quality
@@ -22,6 +24,7 @@ from distgan.train.classifier import load_classifier
 from distgan.train.launch import Launch, run_data_parallel
 
 RESULT_NAME = "result.json"
+SAMPLES_NAME = "samples.png"  # one row per class
 EXTRACTOR_NOTE = "domain classifier ({arch}) trained on the real training split; offline stand-in for InceptionV3"
 
 
@@ -37,11 +40,11 @@ def run_replacement_trial(
         quality = json.loads(artifacts.real_quality_path.read_text())
     else:
         train_dir = prepare_synthetic_shards(cfg, artifacts, truncation)
+        synthetic = read_shards(train_dir)
+        sample_grid(synthetic.images_NHWC, synthetic.labels_N, trial_dir / SAMPLES_NAME)
         extractor = load_classifier(artifacts.extractor_path)
         reference = load_reference_stats(artifacts.real_stats_path)
-        quality = sample_quality(
-            extractor, read_shards(train_dir).images_NHWC, reference, is_splits=cfg.metrics.is_splits
-        )
+        quality = sample_quality(extractor, synthetic.images_NHWC, reference, is_splits=cfg.metrics.is_splits)
     # Classifier: a data-parallel job over launch.workers workers, tested on the real test split.
     job = {
         "classifier": cfg.classifier,
@@ -71,7 +74,7 @@ def run_replacement_trial(
             "train_manifest_sha256": manifest_digest(train_dir),
             "test_manifest_sha256": manifest_digest(artifacts.real_test_dir),
             "generator_sha256": artifacts.generator_sha256,
-            "extractor_sha256": sha256_file(artifacts.extractor_path),
+            "extractor_sha256": sha256_of(artifacts.extractor_path),
         },
         "workers": launch.workers,
         "node": {"hostname": platform.node(), "ray_node_id": _ray_node_id()},

@@ -13,8 +13,7 @@ from distgan.config import SweepConfig, to_dict
 from distgan.data.shards import write_json_atomic
 from distgan.errors import DistganError
 from distgan.experiments.artifacts import prepare_real_shards, prepare_sweep
-from distgan.experiments.trial import run_trial, trial_name
-from distgan.train.launch import Launch
+from distgan.experiments.trial import run_trial, sweep_launch, trial_name
 
 log = logging.getLogger("distgan")
 
@@ -57,15 +56,8 @@ def run_sweep(cfg: SweepConfig, param_space: dict) -> SweepOutcome:
     write_json_atomic(cfg.out_dir / "config.json", to_dict(cfg))
     prepare_real_shards(cfg)  # reads the dataset first: a bad path fails before Ray starts
     if not ray.is_initialized():
-        ray.init(address=cfg.address, include_dashboard=False, log_to_driver=True)
-    launch = Launch(
-        workers=cfg.workers,
-        cpus_per_worker=cfg.cpus_per_worker,
-        use_gpu=cfg.use_gpu,
-        storage_dir=cfg.out_dir / "ray" / "train",
-        in_tune_trial=False,
-    )
-    artifacts = prepare_sweep(cfg, launch)
+        ray.init(address=cfg.address, log_to_driver=True)
+    artifacts = prepare_sweep(cfg, sweep_launch(cfg, in_tune_trial=False))
     tuner = tune.Tuner(
         tune.with_parameters(run_trial, cfg=cfg, artifacts=artifacts),
         param_space=param_space,

@@ -20,16 +20,21 @@ def trial_dir(cfg: SweepConfig, name: str) -> Path:
     return cfg.out_dir / "trials" / name
 
 
-def run_trial(params: dict, *, cfg: SweepConfig, artifacts: SweepArtifacts) -> None:
-    """Ray Tune function trainable: run the experiment of cfg.space at this point and report its scores."""
-    name = trial_name(params)
-    launch = Launch(
+def sweep_launch(cfg: SweepConfig, *, in_tune_trial: bool) -> Launch:
+    """How the sweep's data-parallel jobs run: its workers, resources and Ray Train storage."""
+    return Launch(
         workers=cfg.workers,
         cpus_per_worker=cfg.cpus_per_worker,
         use_gpu=cfg.use_gpu,
         storage_dir=cfg.out_dir / "ray" / "train",
-        in_tune_trial=True,
+        in_tune_trial=in_tune_trial,
     )
+
+
+def run_trial(params: dict, *, cfg: SweepConfig, artifacts: SweepArtifacts) -> None:
+    """Ray Tune function trainable: run the experiment of cfg.space at this point and report its scores."""
+    name = trial_name(params)
+    launch = sweep_launch(cfg, in_tune_trial=True)
     result = run_replacement_trial(
         cfg, artifacts, truncation=params["trial"]["truncation"], trial_dir=trial_dir(cfg, name), launch=launch
     )
