@@ -93,6 +93,8 @@ def prepare_extractor(cfg: SweepConfig, real_train_dir: Path, real_test_dir: Pat
             "test_dir": str(real_test_dir),
             "out_dir": str(tmp),
             "save_model": True,
+            "engine": cfg.engine,
+            "on_bad_sample": cfg.data.on_bad_sample,
         }
         run_data_parallel(classifier_worker, config, launch=launch, name=f"extractor-{out.name}")
 

@@ -52,6 +52,8 @@ def run_replacement_trial(
         "test_dir": str(artifacts.real_test_dir),
         "out_dir": str(trial_dir),
         "save_model": False,
+        "engine": cfg.engine,
+        "on_bad_sample": cfg.data.on_bad_sample,
     }
     run_data_parallel(classifier_worker, job, launch=launch, name=f"classifier-{trial_dir.name}")
     scores = read_scores(trial_dir)

@@ -7,7 +7,7 @@ write the outputs (atomically) to the paths it was given.
 import json
 from pathlib import Path
 
-from distgan.data.shards import read_shards, write_json_atomic
+from distgan.data.shards import BadSamples, read_shards, write_json_atomic
 from distgan.train import distributed
 from distgan.train.classifier import evaluate_classifier, save_classifier, train_classifier
 from distgan.train.gan import save_generator, train_gan
@@ -31,7 +31,8 @@ def gan_worker(config: dict) -> None:
 
 def classifier_worker(config: dict) -> None:
     """Train on `train_dir`, test on `test_dir`; rank 0 writes scores.json (and model.pt if asked)."""
-    train, test = read_shards(Path(config["train_dir"])), read_shards(Path(config["test_dir"]))
+    bad = BadSamples(config["on_bad_sample"])  # "skip": damaged samples are left out and counted
+    train, test = read_shards(Path(config["train_dir"]), bad=bad), read_shards(Path(config["test_dir"]), bad=bad)
     if train.class_names != test.class_names:
         raise ValueError(f"train and test shards disagree on classes: {train.class_names} vs {test.class_names}")
     cfg = config["classifier"]
@@ -41,7 +42,16 @@ def classifier_worker(config: dict) -> None:
         if (epoch + 1) % max(1, cfg.epochs // REPORTS_PER_JOB) == 0:
             report(metrics)
 
-    model = train_classifier(cfg, train, num_classes=test.num_classes, on_epoch_end=report_some_epochs)
+    engine_cfg = config["engine"]
+    checkpoint_dir = Path(config["out_dir"]) / "checkpoints" if engine_cfg.checkpoint_every_steps else None
+    model = train_classifier(
+        cfg,
+        train,
+        num_classes=test.num_classes,
+        engine_cfg=engine_cfg,
+        checkpoint_dir=checkpoint_dir,
+        on_epoch_end=report_some_epochs,
+    )
     scores = evaluate_classifier(model, test)
     if distributed.rank() == 0:
         out_dir = Path(config["out_dir"])
@@ -51,7 +61,8 @@ def classifier_worker(config: dict) -> None:
             save_classifier(
                 out_dir / "model.pt", model, arch=cfg.arch, in_channels=channels, num_classes=test.num_classes
             )
-        write_json_atomic(out_dir / "scores.json", scores | {"num_train_samples": int(train.labels_N.shape[0])})
+        scores |= {"num_train_samples": int(train.labels_N.shape[0])} | bad.as_dict()
+        write_json_atomic(out_dir / "scores.json", scores)
     report({"epoch": cfg.epochs, "top1_error": scores["top1_error"], "top5_error": scores["top5_error"]})
 
 

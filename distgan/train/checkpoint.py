@@ -7,6 +7,9 @@ from pathlib import Path
 
 import torch
 
+from distgan.errors import DataError
+from distgan.train import distributed
+
 
 def save_atomic(payload: dict, path: Path) -> None:
     """torch.save to a temporary name beside `path`, then rename: readers never see half a file."""
@@ -30,3 +33,47 @@ def build_cached_dir(path: Path, build: Callable[[Path], None]) -> bool:
         shutil.rmtree(tmp, ignore_errors=True)
         return False
     return True
+
+
+LATEST_NAME = "latest"  # text file naming the newest complete checkpoint directory
+KEEP_CHECKPOINTS = 2
+
+
+def save_training_checkpoint(root: Path, step: int, engines: dict, *, position: dict, rank_state: dict) -> None:
+    """Checkpoint every engine (each through its backend), the data position and this rank's RNG states.
+
+    All ranks call it. It is written under a temporary name, renamed, and only then named in
+    `latest`: a run killed at any moment resumes from the last complete checkpoint.
+    """
+    tag = f"step{step:09d}"
+    tmp = root / f".{tag}.tmp"
+    if distributed.rank() == 0:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+    distributed.barrier()
+    for name, engine in engines.items():
+        engine.save(tmp / name)
+    torch.save({"position": position, "rank_state": rank_state}, tmp / f"rank{distributed.rank()}.pt")
+    distributed.barrier()
+    if distributed.rank() == 0:
+        os.replace(tmp, root / tag)
+        latest_tmp = root / f".{LATEST_NAME}.tmp"
+        latest_tmp.write_text(tag + "\n")
+        os.replace(latest_tmp, root / LATEST_NAME)
+        for old in sorted(root.glob("step*"))[:-KEEP_CHECKPOINTS]:
+            shutil.rmtree(old, ignore_errors=True)
+    distributed.barrier()
+
+
+def load_training_checkpoint(root: Path | None, engines: dict) -> tuple[dict, dict] | None:
+    """Restore the engines from the newest complete checkpoint; (position, this rank's state), or None."""
+    if root is None or not (root / LATEST_NAME).is_file():
+        return None
+    directory = root / (root / LATEST_NAME).read_text().strip()
+    rank_file = directory / f"rank{distributed.rank()}.pt"
+    if not rank_file.is_file():
+        raise DataError(f"{rank_file} missing: the checkpoint was written by a run of another world size")
+    for name, engine in engines.items():
+        engine.load(directory / name)
+    saved = torch.load(rank_file, map_location="cpu", weights_only=False)
+    return saved["position"], saved["rank_state"]

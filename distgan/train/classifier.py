@@ -13,14 +13,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from distgan.config import ClassifierConfig
+from distgan.config import ClassifierConfig, EngineConfig
 from distgan.data.sources import ImageSplit
 from distgan.data.transforms import random_crop_flip, to_model_input
 from distgan.errors import DistganError
 from distgan.metrics.classification import ClassificationCounts
 from distgan.models.classifiers import Classifier, build_classifier
 from distgan.train import distributed
-from distgan.train.checkpoint import save_atomic
+from distgan.train.checkpoint import load_training_checkpoint, save_atomic, save_training_checkpoint
+from distgan.train.engine import build_engine
 from distgan.train.schedules import goyal_learning_rate, lr_multiplier
 
 
@@ -43,20 +44,29 @@ def train_classifier(
     train: ImageSplit,
     *,
     num_classes: int,
+    engine_cfg: EngineConfig | None = None,
+    checkpoint_dir: Path | None = None,
     on_epoch_end: Callable[[int, dict], None] | None = None,
 ) -> Classifier:
-    """Train cfg.arch on `train` on this rank's share; returns the plain (unwrapped) model."""
+    """Train cfg.arch on `train` on this rank's share; returns the plain (unwrapped) model.
+
+    With `checkpoint_dir` and `engine_cfg.checkpoint_every_steps`, checkpoints are written there and a
+    run that finds one resumes from it exactly (weights, optimizer, schedule, RNG, data position).
+    """
+    engine_cfg = engine_cfg or EngineConfig()
     device = distributed.select_device()
     world = distributed.world_size()
     distributed.seed_everything(cfg.seed)  # identical initial weights on every rank
-    model = distributed.parallelize(build_classifier(cfg.arch, train.images_NHWC.shape[3], num_classes), device)
+    module = build_classifier(cfg.arch, train.images_NHWC.shape[3], num_classes)
 
-    local_batch = max(1, cfg.batch_size // world)
-    peak_lr = goyal_learning_rate(cfg.base_lr, local_batch * world, cfg.reference_batch_size)
+    accum = engine_cfg.grad_accum_steps
+    micro_batch = max(1, cfg.batch_size // (world * accum))
+    step_samples = micro_batch * accum  # per rank and optimizer step
+    peak_lr = goyal_learning_rate(cfg.base_lr, step_samples * world, cfg.reference_batch_size)
     num_samples = train.labels_N.shape[0]
-    steps_per_epoch = math.ceil(math.ceil(num_samples / world) / local_batch)
+    steps_per_epoch = math.ceil(math.ceil(num_samples / world) / step_samples)
     total_steps = steps_per_epoch * cfg.epochs
-    optimizer = torch.optim.SGD(model.parameters(), lr=peak_lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.SGD(module.parameters(), lr=peak_lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer,
         lambda step: lr_multiplier(
@@ -66,26 +76,43 @@ def train_classifier(
             decay_fractions=cfg.decay_epoch_fractions,
         ),
     )
+    engine = build_engine(module, optimizer, scheduler, engine_cfg, device=device, micro_batch_size=micro_batch)
     images, labels = to_model_input(train.images_NHWC), torch.as_tensor(train.labels_N)
     augment_rng = torch.Generator().manual_seed(cfg.seed * 7919 + distributed.rank())
 
-    for epoch in range(cfg.epochs):
-        model.train()
+    def loss_fn(model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
+        x = random_crop_flip(images[batch], padding=cfg.crop_padding, flip=cfg.horizontal_flip, generator=augment_rng)
+        return F.cross_entropy(model(x.to(device, non_blocking=True)), labels[batch].to(device))
+
+    first_epoch, first_step, resumed_loss_sum = 0, 0, 0.0
+    resumed = load_training_checkpoint(checkpoint_dir, {"classifier": engine})
+    if resumed is not None:
+        position, rank_state = resumed
+        first_epoch, first_step, resumed_loss_sum = position["epoch"], position["step"], position["loss_sum"]
+        augment_rng.set_state(rank_state["augment_rng"])
+
+    for epoch in range(first_epoch, cfg.epochs):
+        engine.model.train()
         indices = torch.from_numpy(epoch_indices(num_samples, epoch, cfg.seed))
-        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-        for step in range(steps_per_epoch):
-            # Fetch data.
-            batch = indices[step * local_batch : (step + 1) * local_batch]
-            x = random_crop_flip(
-                images[batch], padding=cfg.crop_padding, flip=cfg.horizontal_flip, generator=augment_rng
-            )
+        start = first_step if epoch == first_epoch else 0
+        loss_sum = torch.full((), resumed_loss_sum if epoch == first_epoch else 0.0, dtype=torch.float64, device=device)
+        for step in range(start, steps_per_epoch):
+            # Fetch data: this rank's samples of the step, as accumulation micro-batches.
+            batch = indices[step * step_samples : (step + 1) * step_samples]
+            micro_batches = [part for part in batch.split(micro_batch) if len(part)]
             # Forward, backward, update.
-            loss = F.cross_entropy(model(x.to(device, non_blocking=True)), labels[batch].to(device))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            loss_sum += loss.detach()
+            loss_sum += engine.train_step(micro_batches, loss_fn)
+            # Checkpoint.
+            global_step = epoch * steps_per_epoch + step + 1
+            every = engine_cfg.checkpoint_every_steps
+            if checkpoint_dir is not None and every and global_step % every == 0:
+                save_training_checkpoint(
+                    checkpoint_dir,
+                    global_step,
+                    {"classifier": engine},
+                    position={"epoch": epoch, "step": step + 1, "loss_sum": loss_sum.item()},
+                    rank_state={"augment_rng": augment_rng.get_state()},
+                )
         # Log: one host sync per epoch; a NaN anywhere in the epoch survives into the sum.
         if distributed.is_distributed():
             torch.distributed.all_reduce(loss_sum)
@@ -94,7 +121,7 @@ def train_classifier(
             raise TrainingError(f"classifier loss is {mean_loss} in epoch {epoch} ({cfg.arch}, lr {peak_lr:g})")
         if on_epoch_end is not None:
             on_epoch_end(epoch, {"epoch": epoch, "train_loss": mean_loss, "lr": scheduler.get_last_lr()[0]})
-    return distributed.unwrap(model)
+    return engine.module
 
 
 @torch.no_grad()

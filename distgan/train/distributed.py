@@ -6,6 +6,7 @@ One process is a world of size 1: everything here works without a process group.
 
 import os
 import random
+import socket
 
 import numpy as np
 import torch
@@ -44,6 +45,21 @@ def init_from_env() -> None:
     """Join the process group that torchrun describes in the environment (RANK, WORLD_SIZE, ...)."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not is_distributed():
         dist.init_process_group(collective_backend())
+
+
+def ensure_process_group() -> None:
+    """A process group even in a world of one (DeepSpeed needs one): a private loopback TCP store."""
+    if is_distributed():
+        return
+    with socket.socket() as probe:  # a free port, so that concurrent single-process runs do not collide
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    dist.init_process_group(collective_backend(), init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+
+
+def barrier() -> None:
+    if is_distributed():
+        dist.barrier()
 
 
 def seed_everything(seed: int) -> None:

@@ -1,0 +1,114 @@
+"""One engine, two backends: a plain module and its optimizer stepped data-parallel by PyTorch DDP or
+DeepSpeed (ZeRO 0/1/2, optional optimizer offload). Training loops call `train_step`, and the
+checkpoint module calls `save`/`load`; neither knows the backend. The only importer of deepspeed
+(STYLE §8).
+"""
+
+import logging
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from distgan.config import EngineConfig
+from distgan.train import distributed
+
+LossFn = Callable[[nn.Module, object], torch.Tensor]  # (forward module, micro-batch) -> mean loss
+
+
+class DdpEngine:
+    """PyTorch DDP (or the bare module in a world of one); gradient accumulation with `no_sync`."""
+
+    def __init__(self, module: nn.Module, optimizer, scheduler, *, device: torch.device):
+        self.module = module
+        self.model = distributed.parallelize(module, device)  # what forward passes go through
+        self.optimizer, self.scheduler = optimizer, scheduler
+
+    def train_step(self, micro_batches: Sequence, loss_fn: LossFn) -> torch.Tensor:
+        """One optimizer step over the micro-batches; returns their mean loss (detached, no host sync)."""
+        total = torch.zeros((), device=next(self.module.parameters()).device)
+        for i, batch in enumerate(micro_batches):
+            # Gradients are all-reduced once, on the last micro-batch.
+            defer = isinstance(self.model, DistributedDataParallel) and i < len(micro_batches) - 1
+            with self.model.no_sync() if defer else nullcontext():
+                loss = loss_fn(self.model, batch)
+                (loss / len(micro_batches)).backward()
+            total += loss.detach()
+        self.optimizer.step()
+        if self.scheduler is not None:
+            self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return total / len(micro_batches)
+
+    def save(self, directory: Path) -> None:
+        """Model, optimizer and scheduler (identical on all ranks): rank 0 writes them."""
+        if distributed.rank() == 0:
+            directory.mkdir(parents=True, exist_ok=True)
+            state = {"module": self.module.state_dict(), "optimizer": self.optimizer.state_dict()}
+            if self.scheduler is not None:
+                state["scheduler"] = self.scheduler.state_dict()
+            torch.save(state, directory / "engine.pt")
+
+    def load(self, directory: Path) -> None:
+        state = torch.load(directory / "engine.pt", map_location="cpu", weights_only=True)
+        self.module.load_state_dict(state["module"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+
+
+class DeepSpeedEngine:
+    """`deepspeed.initialize` around the same module, torch optimizer and scheduler; DeepSpeed does the
+    all-reduce (or ZeRO partitioning), accumulation and scheduler stepping, and its own checkpoints."""
+
+    def __init__(self, module: nn.Module, optimizer, scheduler, *, cfg: EngineConfig, micro_batch_size: int):
+        import deepspeed
+
+        logging.getLogger("DeepSpeed").setLevel(logging.WARNING)
+        distributed.ensure_process_group()
+        deepspeed.init_distributed(dist_backend=distributed.collective_backend())
+        ds_config = {
+            "train_micro_batch_size_per_gpu": micro_batch_size,
+            "gradient_accumulation_steps": cfg.grad_accum_steps,
+            "zero_optimization": {"stage": cfg.zero_stage}
+            | ({"offload_optimizer": {"device": "cpu"}} if cfg.offload_optimizer else {}),
+            "bf16": {"enabled": torch.cuda.is_available()},  # fp32 on CPUs
+            # Our optimizer is a torch one (no JIT-compiled fused Adam); DeepSpeed asks us to say so.
+            "zero_allow_untested_optimizer": True,
+            "steps_per_print": 2**31 - 1,
+        }
+        self.model, self.optimizer, _, self.scheduler = deepspeed.initialize(
+            model=module, optimizer=optimizer, lr_scheduler=scheduler, config=ds_config
+        )
+        self.module = self.model.module
+
+    def train_step(self, micro_batches: Sequence, loss_fn: LossFn) -> torch.Tensor:
+        total = torch.zeros((), device=self.model.device)
+        for batch in micro_batches:
+            loss = loss_fn(self.model, batch)
+            self.model.backward(loss)  # scaled by 1/accumulation steps inside
+            self.model.step()  # steps optimizer and scheduler at the accumulation boundary
+            total += loss.detach()
+        return total / len(micro_batches)
+
+    def save(self, directory: Path) -> None:
+        """DeepSpeed's own checkpoint (model, ZeRO-partitioned optimizer, scheduler); every rank calls it."""
+        self.model.save_checkpoint(str(directory.parent), tag=directory.name, save_latest=False)
+
+    def load(self, directory: Path) -> None:
+        self.model.load_checkpoint(str(directory.parent), tag=directory.name)
+
+
+Engine = DdpEngine | DeepSpeedEngine
+
+
+def build_engine(
+    module: nn.Module, optimizer, scheduler, cfg: EngineConfig, *, device: torch.device, micro_batch_size: int
+) -> Engine:
+    """The engine that cfg.backend names, around a plain module already built identically on every rank."""
+    if cfg.backend == "deepspeed":
+        return DeepSpeedEngine(module.to(device), optimizer, scheduler, cfg=cfg, micro_batch_size=micro_batch_size)
+    return DdpEngine(module, optimizer, scheduler, device=device)
