@@ -103,17 +103,21 @@ def test_figures_are_pngs_and_report_rebuilds_from_files_alone(quick_sweep):
     assert "Pearson" in before and "Classes at 0 % accuracy" in before
 
 
-def test_second_sweep_reuses_gan_and_extractor_from_cache(quick_sweep):
+def test_second_sweep_reuses_gan_and_extractor_from_cache_and_trains_with_deepspeed(quick_sweep):
     sweep_dir, _ = quick_sweep
     done = run_sweep(
         "--space", "replacement", "--quick", "--results-dir", str(sweep_dir.parent),
-        "--name", "again", "--truncations", "1.0", "--include-real", "false", timeout=300,
+        "--name", "again", "--truncations", "1.0", "--include-real", "false", "--engine.backend", "deepspeed",
+        timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     log = done.stdout + done.stderr
     for artifact in ("generator", "domain feature extractor", "real reference statistics"):
         assert f"cache hit, {artifact}" in log
     assert "made synthetic shards" not in log  # τ = 1.0 was sampled by the first sweep
+    result = json.loads((sweep_dir.parent / "again" / "trials" / "tau1" / "result.json").read_text())
+    assert result["config"]["engine"]["backend"] == "deepspeed" and result["workers"] == 2
+    assert 0 <= result["top1_error"] < 0.9
 
 
 @pytest.mark.parametrize(

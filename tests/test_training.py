@@ -1,10 +1,12 @@
 """The GAN and classifier loops on real digits: schedules obeyed, learning happens, divergence is named."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 
-from distgan.config import ClassifierConfig, GanConfig
+from distgan.config import ClassifierConfig, EngineConfig, GanConfig
 from distgan.data.sources import ImageSplit, load_split
 from distgan.models.classifiers import build_classifier
 from distgan.train.classifier import TrainingError, evaluate_classifier, load_classifier, save_classifier
@@ -79,3 +81,16 @@ def test_evaluation_of_a_perfect_and_a_constant_classifier(digits):
     )
     scores = evaluate_classifier(Oracle(constant.labels_N), test)
     assert scores["per_class_accuracy"][0] == 1.0 and sum(scores["per_class_accuracy"][1:]) == 0.0
+
+
+def test_gan_resumes_from_its_checkpoint_exactly(digits, tmp_path):
+    cfg = GanConfig(iterations=30, batch_size=16, g_width=8, d_width=8, d_steps_schedule="2,1@15")
+    engine = EngineConfig(checkpoint_every_steps=10)
+    uninterrupted, info = train_gan(cfg, digits[0], engine_cfg=engine, checkpoint_dir=tmp_path / "a", progress=False)
+    # A run stopped after iteration 20, then started again with the full length, resumes from step 20.
+    train_gan(replace(cfg, iterations=20), digits[0], engine_cfg=engine, checkpoint_dir=tmp_path / "b", progress=False)
+    assert (tmp_path / "b" / "latest").read_text().strip() == "step000000020"
+    resumed, resumed_info = train_gan(cfg, digits[0], engine_cfg=engine, checkpoint_dir=tmp_path / "b", progress=False)
+    assert resumed_info["num_d_steps"] == info["num_d_steps"] == 15 * 2 + 15
+    for key, value in uninterrupted.state_dict().items():
+        torch.testing.assert_close(resumed.state_dict()[key], value, rtol=0, atol=0, msg=key)

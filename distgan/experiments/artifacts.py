@@ -71,7 +71,13 @@ def prepare_generator(cfg: SweepConfig, real_train_dir: Path, launch: Launch) ->
     out = cache_root(cfg) / f"gan-{digest(cfg.gan, manifest_digest(real_train_dir))}"
 
     def build(tmp: Path) -> None:
-        config = {"gan": cfg.gan, "train_dir": str(real_train_dir), "out_dir": str(tmp), "progress": True}
+        config = {
+            "gan": cfg.gan,
+            "engine": cfg.engine,
+            "train_dir": str(real_train_dir),
+            "out_dir": str(tmp),
+            "progress": True,
+        }
         run_data_parallel(gan_worker, config, launch=launch, name=f"gan-{out.name}")
         write_json_atomic(
             tmp / "meta.json", {"gan": to_dict(cfg.gan), "real_manifest": manifest_digest(real_train_dir)}

@@ -19,7 +19,11 @@ REPORTS_PER_JOB = 5  # progress reports of a classifier job, besides its final s
 def gan_worker(config: dict) -> None:
     """Train the conditional GAN on real shards; rank 0 saves generator.pt and training.json."""
     real = read_shards(Path(config["train_dir"]))
-    generator, info = train_gan(config["gan"], real, progress=config["progress"])
+    engine_cfg = config["engine"]
+    checkpoint_dir = Path(config["out_dir"]) / "checkpoints" if engine_cfg.checkpoint_every_steps else None
+    generator, info = train_gan(
+        config["gan"], real, engine_cfg=engine_cfg, checkpoint_dir=checkpoint_dir, progress=config["progress"]
+    )
     if distributed.rank() == 0:
         out_dir = Path(config["out_dir"])
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -57,6 +57,15 @@ def ensure_process_group() -> None:
     dist.init_process_group(collective_backend(), init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
 
 
+def shutdown(*, wait_for_others: bool) -> None:
+    """Destroy the process group; after a barrier on success, so that no rank leaves while another
+    still talks (a failing rank must not wait: the others may never arrive)."""
+    if is_distributed():
+        if wait_for_others:
+            dist.barrier()
+        dist.destroy_process_group()
+
+
 def barrier() -> None:
     if is_distributed():
         dist.barrier()

@@ -6,19 +6,21 @@ with the config that made them.
 
 import math
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from tqdm import trange
 
-from distgan.config import GanConfig, to_dict
+from distgan.config import EngineConfig, GanConfig, to_dict
 from distgan.data.sources import ImageSplit
 from distgan.data.transforms import to_model_input
 from distgan.models.gan import ConditionalGenerator, ProjectionDiscriminator
 from distgan.train import distributed
-from distgan.train.checkpoint import save_atomic
+from distgan.train.checkpoint import load_training_checkpoint, save_atomic, save_training_checkpoint
 from distgan.train.classifier import TrainingError
+from distgan.train.engine import build_engine
 from distgan.train.schedules import d_steps_at, parse_d_steps_schedule
 
 LOG_EVERY = 100  # iterations between loss checks (each is a host sync)
@@ -48,60 +50,87 @@ def build_gan(cfg: GanConfig, *, num_classes: int, image_size: int, channels: in
     return generator, discriminator
 
 
-def train_gan(cfg: GanConfig, real: ImageSplit, *, progress: bool = True) -> tuple[ConditionalGenerator, dict]:
-    """Train a class-conditional GAN on `real`; returns the plain generator and loss/step counts."""
+def train_gan(
+    cfg: GanConfig,
+    real: ImageSplit,
+    *,
+    engine_cfg: EngineConfig | None = None,
+    checkpoint_dir: Path | None = None,
+    progress: bool = True,
+) -> tuple[ConditionalGenerator, dict]:
+    """Train a class-conditional GAN on `real`; returns the plain generator and loss/step counts.
+
+    G and D are two engines (DDP or DeepSpeed). With `checkpoint_dir` and
+    `engine_cfg.checkpoint_every_steps` (G iterations), a run resumes from its last checkpoint.
+    """
+    engine_cfg = engine_cfg or EngineConfig()
     device = distributed.select_device()
     distributed.seed_everything(cfg.seed)
     _, height, _, channels = real.images_NHWC.shape
     generator, discriminator = build_gan(cfg, num_classes=real.num_classes, image_size=height, channels=channels)
-    generator, discriminator = (
-        distributed.parallelize(generator, device),
-        distributed.parallelize(discriminator, device),
-    )
+    local_batch = max(1, cfg.batch_size // distributed.world_size())  # batch_size is global
     betas = (cfg.beta1, cfg.beta2)
-    opt_g = torch.optim.Adam(generator.parameters(), lr=cfg.lr_g, betas=betas)
-    opt_d = torch.optim.Adam(discriminator.parameters(), lr=cfg.lr_d, betas=betas)
+    engines = {
+        name: build_engine(
+            module,
+            torch.optim.Adam(module.parameters(), lr=lr, betas=betas),
+            None,
+            replace(engine_cfg, grad_accum_steps=1),  # a GAN step is one batch; accumulation would change D:G
+            device=device,
+            micro_batch_size=local_batch,
+        )
+        for name, module, lr in (("generator", generator, cfg.lr_g), ("discriminator", discriminator, cfg.lr_d))
+    }
+    g_engine, d_engine = engines["generator"], engines["discriminator"]
     schedule = parse_d_steps_schedule(cfg.d_steps_schedule)
     images, labels = to_model_input(real.images_NHWC), torch.as_tensor(real.labels_N)
     rng = torch.Generator().manual_seed(cfg.seed * 1_000_003 + distributed.rank())  # each rank its own batches
-    latent_dim = distributed.unwrap(generator).latent_dim
-    local_batch = max(1, cfg.batch_size // distributed.world_size())  # batch_size is global
 
     def real_batch():
         idx = torch.randint(0, labels.shape[0], (local_batch,), generator=rng)
         return images[idx].to(device), labels[idx].to(device)
 
-    def fake_batch():
+    def fake_inputs():
         # Fake classes follow the real class histogram: draw labels of random real images.
         fake_labels = labels[torch.randint(0, labels.shape[0], (local_batch,), generator=rng)].to(device)
-        z = torch.randn(local_batch, latent_dim, generator=rng).to(device)
-        return generator(z, fake_labels), fake_labels
+        return torch.randn(local_batch, cfg.latent_dim, generator=rng).to(device), fake_labels
 
-    num_d_steps, history = 0, []
+    def d_loss_of(d_model, _):
+        x_real, y_real = real_batch()
+        z, y_fake = fake_inputs()
+        with torch.no_grad():
+            x_fake = g_engine.module(z, y_fake)
+        # One D forward over real and fake: one all-reduce, one spectral-norm power iteration per step.
+        logits = d_model(torch.cat([x_real, x_fake]), torch.cat([y_real, y_fake]))
+        return d_loss_fn(cfg.loss, logits[:local_batch], logits[local_batch:])
+
+    def g_loss_of(g_model, _):
+        z, y_fake = fake_inputs()
+        return g_loss_fn(cfg.loss, d_engine.module(g_model(z, y_fake), y_fake))
+
+    first_iteration, num_d_steps, history = 0, 0, []
+    resumed = load_training_checkpoint(checkpoint_dir, engines)
+    if resumed is not None:
+        position, rank_state = resumed
+        first_iteration, num_d_steps, history = position["iteration"], position["num_d_steps"], position["history"]
+        rng.set_state(rank_state["rng"])
     bar = trange(
+        first_iteration,
         cfg.iterations,
         desc="GAN",
         unit="it",
         disable=not progress or distributed.rank() != 0,
-        mininterval=1 if sys.stderr.isatty() else 30,
-    )  # logs, not a terminal, under Ray: few lines
+        mininterval=1 if sys.stderr.isatty() else 30,  # logs, not a terminal, under Ray: few lines
+    )
     for iteration in bar:
         # D steps.
+        discriminator.requires_grad_(True)
         for _ in range(d_steps_at(schedule, iteration)):
-            x_real, y_real = real_batch()
-            with torch.no_grad():
-                x_fake, y_fake = fake_batch()
-            d_loss = d_loss_fn(cfg.loss, discriminator(x_real, y_real), discriminator(x_fake, y_fake))
-            opt_d.zero_grad(set_to_none=True)
-            d_loss.backward()
-            opt_d.step()
+            d_loss = d_engine.train_step([None], d_loss_of)
             num_d_steps += 1
-        # G step.
-        x_fake, y_fake = fake_batch()
-        g_loss = g_loss_fn(cfg.loss, discriminator(x_fake, y_fake))
-        opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
-        opt_g.step()
+        # G step, D frozen: no gradients (nor ZeRO hooks) on D from the G loss.
+        discriminator.requires_grad_(False)
+        g_loss = g_engine.train_step([None], g_loss_of)
         # Log and check: a host sync every LOG_EVERY iterations.
         if iteration % LOG_EVERY == 0 or iteration == cfg.iterations - 1:
             d_value, g_value = d_loss.item(), g_loss.item()
@@ -109,7 +138,15 @@ def train_gan(cfg: GanConfig, real: ImageSplit, *, progress: bool = True) -> tup
                 if not math.isfinite(value):
                     raise TrainingError(f"GAN {name} loss is {value} at iteration {iteration}")
             history.append({"iteration": iteration, "d_loss": d_value, "g_loss": g_value})
-    return distributed.unwrap(generator), {"num_d_steps": num_d_steps, "num_g_steps": cfg.iterations, "losses": history}
+        # Checkpoint.
+        every = engine_cfg.checkpoint_every_steps
+        if checkpoint_dir is not None and every and (iteration + 1) % every == 0:
+            position = {"iteration": iteration + 1, "num_d_steps": num_d_steps, "history": history}
+            save_training_checkpoint(
+                checkpoint_dir, iteration + 1, engines, position=position, rank_state={"rng": rng.get_state()}
+            )
+    discriminator.requires_grad_(True)
+    return g_engine.module, {"num_d_steps": num_d_steps, "num_g_steps": cfg.iterations, "losses": history}
 
 
 def save_generator(path: Path, generator: ConditionalGenerator, cfg: GanConfig, *, image_size: int, channels: int):

@@ -1,0 +1,58 @@
+"""A few engine steps on real digits, run under torchrun by test_engine.py; rank 0 saves the weights.
+
+The model has no BatchNorm, so that world size and batch split are the only differences between runs.
+usage: engine_job.py OUT.pt BACKEND GLOBAL_BATCH GRAD_ACCUM_STEPS
+"""
+
+import os
+import sys
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from distgan.config import EngineConfig
+from distgan.data.sources import load_split
+from distgan.data.transforms import to_model_input
+from distgan.train import distributed
+from distgan.train.classifier import epoch_indices
+from distgan.train.engine import build_engine
+
+NUM_STEPS = 6
+
+
+def main(out: str, backend: str, global_batch: int, accum: int) -> None:
+    distributed.init_from_env()
+    torch.use_deterministic_algorithms(True)
+    distributed.seed_everything(0)
+    module = nn.Sequential(
+        nn.Conv2d(1, 8, 3, 2, 1), nn.ReLU(), nn.Conv2d(8, 16, 3, 2, 1), nn.ReLU(), nn.Flatten(), nn.Linear(256, 10)
+    )
+    world = distributed.world_size()
+    micro = global_batch // (world * accum)
+    optimizer = torch.optim.SGD(module.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
+    engine = build_engine(
+        module,
+        optimizer,
+        None,
+        EngineConfig(backend=backend, grad_accum_steps=accum),
+        device=torch.device("cpu"),
+        micro_batch_size=micro,
+    )
+    train = load_split("digits", "train", image_size=16)
+    images, labels = to_model_input(train.images_NHWC), torch.as_tensor(train.labels_N)
+    indices = torch.from_numpy(epoch_indices(len(labels), 0, seed=0))
+
+    def loss_fn(model, batch):
+        return F.cross_entropy(model(images[batch]), labels[batch])
+
+    for step in range(NUM_STEPS):
+        batch = indices[step * micro * accum : (step + 1) * micro * accum]
+        engine.train_step(list(batch.split(micro)), loss_fn)
+    print(f"rank {distributed.rank()} of {world} on node {os.environ.get('GROUP_RANK')}", flush=True)
+    if distributed.rank() == 0:
+        torch.save(engine.module.state_dict(), out)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
