@@ -32,7 +32,7 @@ def quick_sweep(tmp_path_factory):
 def test_quick_sweep_prints_report_location_table_and_wall_time(quick_sweep):
     sweep_dir, stdout = quick_sweep
     assert f"Report: {sweep_dir / 'report.md'}" in stdout
-    assert "| Training set | Truncation | Top-5 error (%) | Top-1 error (%) | IS | FID |" in stdout
+    assert "| Training set | Truncation | Top-5 error (%) | Top-1 error (%) | IS | FID | GAN-test acc. (%) |" in stdout
     assert "Sweep wall time:" in stdout
 
 
@@ -48,6 +48,7 @@ def test_report_csv_has_real_row_and_every_truncation_with_finite_numbers(quick_
     for row in rows:
         for key in ("top5_error", "top1_error", "inception_score_mean", "inception_score_std", "fid"):
             assert math.isfinite(float(row[key])), (row, key)
+        assert 0.2 < float(row["gan_test_accuracy"]) <= 1  # the real-data classifier recognises them (chance: 0.1)
         assert 0 <= float(row["top5_error"]) <= float(row["top1_error"]) <= 1
     real = rows[0]
     assert float(real["top1_error"]) < 0.5  # 4 epochs on real digits: far better than chance (0.9)

@@ -17,6 +17,7 @@ CSV_COLUMNS = (
     "inception_score_mean",
     "inception_score_std",
     "fid",
+    "gan_test_accuracy",
 )
 
 
@@ -29,14 +30,14 @@ def _fmt(value, digits: int = 2) -> str:
 def markdown_table(rows: list[dict]) -> str:
     """Table 1 as Markdown; errors in %."""
     lines = [
-        "| Training set | Truncation | Top-5 error (%) | Top-1 error (%) | IS | FID |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        "| Training set | Truncation | Top-5 error (%) | Top-1 error (%) | IS | FID | GAN-test acc. (%) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for row in rows:
         lines.append(
             f"| {row['training_set']} | {_fmt(row['truncation'])} | {_fmt(100 * row['top5_error'])} "
             f"| {_fmt(100 * row['top1_error'])} | {_fmt(row['inception_score_mean'])} ± "
-            f"{_fmt(row['inception_score_std'])} | {_fmt(row['fid'])} |"
+            f"{_fmt(row['inception_score_std'])} | {_fmt(row['fid'])} | {_fmt(100 * row['gan_test_accuracy'])} |"
         )
     return "\n".join(lines)
 
@@ -72,7 +73,9 @@ def build_report(sweep_dir: Path) -> Path:
         "## Table 1: classification on generated data",
         markdown_table(rows),
         f"IS and FID features: {first['feature_extractor']}. FID is against the real training split; "
-        "the real row's FID is that of the real test split. Truncation τ resamples latent entries outside "
+        "the real row's FID is that of the real test split. GAN-test: that same real-data classifier's "
+        "accuracy on the training set of the row (the real row: on the real test split). "
+        "Truncation τ resamples latent entries outside "
         f"[−{first['config']['sample']['truncation_factor']:g}τ, {first['config']['sample']['truncation_factor']:g}τ].",
         "## Correlation of Top-1 error with sample metrics (synthetic rows)",
         "| Metric | Pearson r (p) | Spearman ρ (p) |\n| --- | ---: | ---: |",

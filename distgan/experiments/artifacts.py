@@ -18,7 +18,7 @@ from distgan.data.shards import (
     write_shards,
 )
 from distgan.data.sources import ImageSplit, load_split
-from distgan.experiments.workers import classifier_worker, gan_worker
+from distgan.experiments.workers import classifier_worker, gan_worker, read_scores
 from distgan.metrics.fid import frechet_distance
 from distgan.metrics.inception_score import inception_score
 from distgan.metrics.quality import extract, save_reference_stats
@@ -124,7 +124,14 @@ def prepare_real_statistics(cfg: SweepConfig, extractor_path: Path, real_train_d
         is_mean, is_std = inception_score(train_logits, splits=cfg.metrics.is_splits)
         fid = frechet_distance(*test_stats.mean_and_covariance(), *train_stats.mean_and_covariance())
         write_json_atomic(
-            tmp / "quality.json", {"inception_score_mean": is_mean, "inception_score_std": is_std, "fid": fid}
+            tmp / "quality.json",
+            {
+                "inception_score_mean": is_mean,
+                "inception_score_std": is_std,
+                "fid": fid,
+                # GAN-test of real data: the real-trained classifier on the real test split.
+                "gan_test_accuracy": 1 - read_scores(extractor_path.parent)["top1_error"],
+            },
         )
 
     _announce(build_cached_dir(out, build), "real reference statistics", out)

@@ -20,7 +20,7 @@ from distgan.data.shards import manifest_digest, read_manifest, read_shards, wri
 from distgan.experiments.artifacts import SweepArtifacts, prepare_synthetic_shards
 from distgan.experiments.workers import classifier_worker, read_scores
 from distgan.metrics.quality import load_reference_stats, sample_quality
-from distgan.train.classifier import load_classifier
+from distgan.train.classifier import evaluate_classifier, load_classifier
 from distgan.train.launch import Launch, run_data_parallel
 
 RESULT_NAME = "result.json"
@@ -45,6 +45,8 @@ def run_replacement_trial(
         extractor = load_classifier(artifacts.extractor_path)
         reference = load_reference_stats(artifacts.real_stats_path)
         quality = sample_quality(extractor, synthetic.images_NHWC, reference, is_splits=cfg.metrics.is_splits)
+        # GAN-test (Shmelkov et al.): the classifier trained on real data, tested on the generated set.
+        quality["gan_test_accuracy"] = 1 - evaluate_classifier(extractor, synthetic)["top1_error"]
     # Classifier: a data-parallel job over launch.workers workers, tested on the real test split.
     job = {
         "classifier": cfg.classifier,

@@ -4,6 +4,7 @@ One process is a world of size 1: everything here works without a process group.
 (torchrun, Ray Train's TorchTrainer) create the group; this module only reads it.
 """
 
+import contextlib
 import os
 import random
 import socket
@@ -36,6 +37,11 @@ def select_device() -> torch.device:
     return torch.device("cuda", local_rank)
 
 
+def autocast():
+    """bf16 autocast on GPUs; on CPUs a no-op context (fp32), as DeepSpeed's bf16 switch follows the same rule."""
+    return torch.autocast("cuda", dtype=torch.bfloat16) if torch.cuda.is_available() else contextlib.nullcontext()
+
+
 def collective_backend() -> str:
     """NCCL between GPUs, gloo on CPUs."""
     return "nccl" if torch.cuda.is_available() else "gloo"
@@ -55,6 +61,8 @@ def ensure_process_group() -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     dist.init_process_group(collective_backend(), init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+    for name, value in (("RANK", "0"), ("LOCAL_RANK", "0"), ("WORLD_SIZE", "1")):  # what launchers set
+        os.environ.setdefault(name, value)
 
 
 def shutdown(*, wait_for_others: bool) -> None:

@@ -33,7 +33,7 @@ class DdpEngine:
         for i, batch in enumerate(micro_batches):
             # Gradients are all-reduced once, on the last micro-batch.
             defer = isinstance(self.model, DistributedDataParallel) and i < len(micro_batches) - 1
-            with self.model.no_sync() if defer else nullcontext():
+            with self.model.no_sync() if defer else nullcontext(), distributed.autocast():
                 loss = loss_fn(self.model, batch)
                 (loss / len(micro_batches)).backward()
             total += loss.detach()
