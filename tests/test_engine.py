@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -152,3 +153,53 @@ def test_two_nodes_over_loopback_form_one_world_and_match_one_node(ddp_two_worke
     assert all(line.split()[3] == "4" for line in lines)
     assert {line.split()[-1] for line in lines} == {"0", "1"}  # both agents' nodes took part
     assert_same_weights(torch.load(out, weights_only=True), ddp_two_workers, atol=1e-5)
+
+
+def _worker_pids_of_rank(marker: str, rank: str) -> list[int]:
+    """Worker processes (not the torchrun agent) whose command line holds `marker` and whose RANK is `rank`."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            environ = (proc / "environ").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            continue
+        if marker in cmdline and "torch.distributed.run" not in cmdline and f"RANK={rank}".encode() in environ:
+            pids.append(int(proc.name))
+    return pids
+
+
+def test_a_dying_worker_takes_the_job_down_within_a_bounded_time(tmp_path):
+    prepared = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "distgan.cli",
+            "prepare",
+            "digits",
+            "--out",
+            str(tmp_path / "real"),
+            "--image-size",
+            "16",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert prepared.returncode == 0, prepared.stderr
+    out = tmp_path / "doomed"
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2"]
+    command += classifier_run(tmp_path, str(out), "ddp") + ["--classifier.epochs", "200"]
+    run = subprocess.Popen(command, env=ENV, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 180
+    while not (out / "checkpoints" / "latest").is_file():  # training is under way
+        assert run.poll() is None and time.time() < deadline, "training did not start"
+        time.sleep(0.2)
+    victims = _worker_pids_of_rank(str(out), "1")
+    assert len(victims) == 1
+    os.kill(victims[0], signal.SIGKILL)
+    killed_at = time.time()
+    _, stderr = run.communicate(timeout=120)
+    assert run.returncode != 0
+    assert time.time() - killed_at < 60, "the surviving rank hung"
+    assert "Signals.SIGKILL" in stderr or "exitcode  : -9" in stderr  # torchrun names the dead worker
+    assert not _worker_pids_of_rank(str(out), "0")  # and no rank is left behind
