@@ -7,29 +7,68 @@ import logging
 import sys
 from pathlib import Path
 
-from distgan.config import ClassifierConfig, GanConfig, SampleConfig, add_flags, apply_flags
+from tqdm import tqdm
+
+from distgan.config import ClassifierConfig, EngineConfig, GanConfig, SampleConfig, add_flags, apply_flags
 from distgan.data.download import sha256_of
+from distgan.data.imagefolder import write_image_folder_shards
+from distgan.data.mixtures import write_mixture
 from distgan.data.shards import read_manifest, read_shards, write_shards
 from distgan.data.sources import SOURCES, ImageSplit, load_split
-from distgan.errors import DistganError
-from distgan.metrics.quality import extract, sample_quality
+from distgan.data.writer import ShardOptions, write_array_shards
+from distgan.errors import ConfigError, DistganError
+from distgan.metrics.extractors import EXTRACTORS
 from distgan.models.truncation import sample_images
 from distgan.train import distributed
-from distgan.train.classifier import load_classifier
 from distgan.train.gan import load_generator
 
 
 def prepare(args) -> dict:
-    """Real dataset → WebDataset shards: OUT/train and OUT/test, each with its manifest."""
+    """Real dataset → WebDataset shards: OUT/train and OUT/test, each with index files and manifest."""
+    options = ShardOptions(
+        image_format=args.image_format,
+        jpeg_quality=args.jpeg_quality,
+        max_samples_per_shard=args.shard_max_samples,
+        max_bytes_per_shard=args.shard_max_bytes,
+        num_workers=args.workers,
+    )
     written = {}
     for split in ("train", "test"):
-        images = load_split(args.source, split, path=args.path, image_size=args.image_size)
         provenance = {"kind": "real", "source": args.source, "split": split, "path": str(args.path)}
-        manifest = write_shards(
-            images, args.out / split, max_samples_per_shard=args.shard_max_samples, provenance=provenance
-        )
+        with tqdm(desc=f"prepare {split}", unit="img", disable=not sys.stderr.isatty()) as progress:
+            if args.source == "image_folder":  # streamed file by file: trees of any size (ImageNet)
+                if args.path is None:
+                    raise ConfigError("--path is required for the image_folder source (root/<split>/<class>/*.jpg)")
+                manifest = write_image_folder_shards(
+                    args.path,
+                    split,
+                    args.out / split,
+                    options=options,
+                    image_size=args.image_size,
+                    provenance=provenance,
+                    progress=progress,
+                )
+            else:
+                images = load_split(args.source, split, path=args.path, image_size=args.image_size)
+                progress.total = len(images.labels_N)
+                manifest = write_array_shards(
+                    images, args.out / split, options=options, provenance=provenance, progress=progress
+                )
         written[split] = {"num_samples": manifest["num_samples"], "class_counts": manifest["class_counts"]}
     return written
+
+
+def mix_stage(args) -> dict:
+    """Real only, synthetic only, or real + x·N synthetic (following the real class histogram), as shards."""
+    manifest = write_mixture(
+        args.out,
+        real_dir=args.real,
+        synthetic_dir=args.synthetic,
+        synthetic_fraction=args.synthetic_fraction,
+        seed=args.seed,
+        max_samples_per_shard=args.shard_max_samples,
+    )
+    return {"out": str(args.out), "num_samples": manifest["num_samples"], "class_counts": manifest["class_counts"]}
 
 
 def train_gan_stage(args) -> dict:
@@ -37,7 +76,11 @@ def train_gan_stage(args) -> dict:
     from distgan.experiments.workers import gan_worker
 
     cfg = apply_flags(GanConfig(), args, "gan.")
-    gan_worker({"gan": cfg, "train_dir": str(args.data), "out_dir": str(args.out), "progress": True})
+    engine_cfg = apply_flags(EngineConfig(), args, "engine.")
+    job = {"gan": cfg, "engine": engine_cfg, "train_dir": str(args.data), "out_dir": str(args.out), "progress": True}
+    gan_worker(job)
+    if distributed.rank() != 0:  # rank 0 wrote the generator
+        return {}
     return {"generator": str(args.out / "generator.pt"), "sha256": sha256_of(args.out / "generator.pt")}
 
 
@@ -65,23 +108,50 @@ def sample_stage(args) -> dict:
 
 
 def train_classifier_stage(args) -> dict:
-    """Train a classifier on shards and test it on real test shards; writes scores.json (+ model.pt)."""
+    """Train a classifier on shards and test it on real test shards; writes scores.json and model.pt.
+
+    With --engine.checkpoint-every-steps N it checkpoints to OUT/checkpoints and resumes from there."""
     from distgan.experiments.workers import classifier_worker, read_scores
 
     cfg = apply_flags(ClassifierConfig(), args, "classifier.")
+    engine_cfg = apply_flags(EngineConfig(), args, "engine.")
     job = {"classifier": cfg, "train_dir": str(args.train), "test_dir": str(args.test), "out_dir": str(args.out)}
-    classifier_worker(job | {"save_model": True})
+    classifier_worker(job | {"save_model": True, "engine": engine_cfg, "on_bad_sample": args.on_bad_sample})
+    if distributed.rank() != 0:  # rank 0 wrote the scores
+        return {}
     scores = read_scores(args.out)
-    return {key: scores[key] for key in ("top1_error", "top5_error", "num_test_samples")}
+    return {key: scores[key] for key in ("top1_error", "top5_error", "num_test_samples", "num_skipped_samples")}
 
 
 def metrics_stage(args) -> dict:
-    """IS of the fake shards and their FID against the real shards, through a trained classifier."""
-    extractor = load_classifier(args.extractor)
-    real_stats, _ = extract(extractor, read_shards(args.real).images_NHWC)
-    return sample_quality(
-        extractor, read_shards(args.fake).images_NHWC, real_stats.mean_and_covariance(), is_splits=args.is_splits
-    )
+    """IS / FID / KID / precision-recall of the fake images against the real ones, overall and per class."""
+    from distgan.metrics.engine import MetricOptions, compute, format_table, parse_metrics
+    from distgan.metrics.extractors import build_extractor
+    from distgan.metrics.inputs import resolve_fake, resolve_real
+    from distgan.metrics.reference_stats import ReferenceStats, save_pytorch_fid_npz
+
+    metrics = parse_metrics(args.metrics)
+    real = resolve_real(args.real) if args.real is not None else None
+    like = args.like or (args.real if args.real is not None and args.real.is_dir() else None)
+    fake = resolve_fake(args.fake, like=like, truncation=args.truncation, truncation_factor=args.truncation_factor,
+                        seed=args.seed, batch_size=args.batch_size)  # fmt: skip
+    weights = args.inception_weights if args.extractor == "inception" else args.domain_model
+    extractor = build_extractor(args.extractor, weights, args.cache_dir)
+    options = MetricOptions(
+        is_splits=args.is_splits, kid_subsets=args.kid_subsets, kid_subset_size=args.kid_subset_size, pr_k=args.pr_k,
+        batch_size=args.batch_size, fused=args.fused, cache_dir=str(args.cache_dir) if args.cache_dir else None,
+    )  # fmt: skip
+    scores = compute(real, fake, metrics=metrics, extractor=extractor, per_class=args.per_class, options=options)
+    if args.save_real_stats is not None and distributed.rank() == 0:
+        if not isinstance(real, ReferenceStats):
+            from distgan.metrics.extraction import extract
+
+            real = ReferenceStats.from_stats(extract(extractor, real.source, keep_logits=False).stats)
+        save_pytorch_fid_npz(args.save_real_stats, real)
+        scores["real_stats"] = str(args.save_real_stats)
+    if distributed.rank() == 0:
+        print(format_table(scores), file=sys.stderr)
+    return scores
 
 
 def report_stage(args) -> dict:
@@ -99,13 +169,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--path", type=Path, help="dataset location (not for the embedded digits)")
     p.add_argument("--image-size", type=int, help="resize to this square size (default: native)")
-    p.add_argument("--shard-max-samples", type=int, default=2000)
+    p.add_argument("--shard-max-samples", type=int, default=2000, help="samples per shard at most")
+    p.add_argument("--shard-max-bytes", type=int, default=1 << 30, help="tar bytes per shard at most")
+    p.add_argument("--image-format", choices=("png", "jpeg"), default="png")
+    p.add_argument("--jpeg-quality", type=int, default=95)
+    p.add_argument("--workers", type=int, default=1, help="encoding processes")
     p.set_defaults(run=prepare)
+
+    p = stages.add_parser("mix", help=mix_stage.__doc__)
+    p.add_argument("--real", type=Path, help="real training shards")
+    p.add_argument("--synthetic", type=Path, help="synthetic shards (from `distgan sample`)")
+    p.add_argument("--synthetic-fraction", type=float, help="x of real + x·N synthetic, e.g. 0.25, 0.5, 1.0")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--shard-max-samples", type=int, default=2000)
+    p.add_argument("--out", type=Path, required=True)
+    p.set_defaults(run=mix_stage)
 
     p = stages.add_parser("train-gan", help=train_gan_stage.__doc__)
     p.add_argument("--data", type=Path, required=True, help="real training shards")
     p.add_argument("--out", type=Path, required=True, help="directory for generator.pt")
     add_flags(p, GanConfig, "gan.")
+    add_flags(p, EngineConfig, "engine.")
     p.set_defaults(run=train_gan_stage)
 
     p = stages.add_parser("sample", help=sample_stage.__doc__)
@@ -121,13 +205,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
     add_flags(p, ClassifierConfig, "classifier.")
+    add_flags(p, EngineConfig, "engine.")
+    p.add_argument("--on-bad-sample", choices=("error", "skip"), default="error", help="skip: leave out and count")
     p.set_defaults(run=train_classifier_stage)
 
     p = stages.add_parser("metrics", help=metrics_stage.__doc__)
-    p.add_argument("--real", type=Path, required=True, help="real shards (reference statistics)")
-    p.add_argument("--fake", type=Path, required=True, help="generated shards")
-    p.add_argument("--extractor", type=Path, required=True, help="classifier model.pt from train-classifier")
+    p.add_argument("--real", type=Path, help="real shards, image .npz (x, y) or statistics .npz (mu, sigma)")
+    p.add_argument("--fake", type=Path, required=True, help="generated shards, image .npz or generator checkpoint")
+    p.add_argument("--metrics", default="is,fid", help="comma-separated subset of is,fid,kid,pr")
+    p.add_argument("--per-class", action="store_true", help="also FID and IS per class (labelled images)")
+    p.add_argument("--extractor", choices=sorted(EXTRACTORS), default="inception")
+    p.add_argument("--inception-weights", type=Path, help="pt_inception-2015-12-05-6726825d.pth (else download)")
+    p.add_argument("--domain-model", type=Path, help="classifier model.pt from train-classifier (--extractor domain)")
+    p.add_argument("--cache-dir", type=Path, help="reference statistics and downloaded weights (default: no cache)")
+    p.add_argument("--save-real-stats", type=Path, help="write the real statistics in pytorch-fid's .npz layout")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--fused", action="store_true", help="torch.compile'd channels-last extraction")
     p.add_argument("--is-splits", type=int, default=10)
+    p.add_argument("--kid-subsets", type=int, default=100)
+    p.add_argument("--kid-subset-size", type=int, default=1000)
+    p.add_argument("--pr-k", type=int, default=5, help="nearest neighbours for precision/recall/density/coverage")
+    p.add_argument("--like", type=Path, help="real shards whose labels a generator --fake follows (default --real)")
+    p.add_argument("--truncation", type=float, default=1.0, help="truncation τ of a generator --fake")
+    p.add_argument("--truncation-factor", type=float, default=2.0)
+    p.add_argument("--seed", type=int, default=0, help="seed of a generator --fake's latents")
     p.set_defaults(run=metrics_stage)
 
     p = stages.add_parser("report", help="rebuild report.md/csv and figures from a sweep's result.json files")
@@ -140,16 +241,22 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     args = build_parser().parse_args(argv)
     try:
-        for path_arg in ("data", "like", "train", "test", "real", "fake"):
+        shard_args = ("data", "like", "train", "test", "real", "fake", "synthetic")
+        if args.stage == "metrics":  # --real/--fake also take .npz files and checkpoints: metrics/inputs.py checks
+            shard_args = ("like",)
+        for path_arg in shard_args:
             if getattr(args, path_arg, None) is not None:
                 read_manifest(getattr(args, path_arg))  # a wrong shard directory fails here, by name
         distributed.init_from_env()
         out = args.run(args)
     except DistganError as err:
         print(f"error: {err}", file=sys.stderr)
+        distributed.shutdown(wait_for_others=False)
         return 2
     if distributed.rank() == 0:
         print(json.dumps(out, indent=2))
+    # Leave the group before exit: ranks that exit with it open can abort in gloo's teardown.
+    distributed.shutdown(wait_for_others=True)
     return 0
 
 

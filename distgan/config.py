@@ -31,10 +31,12 @@ class DataConfig:
     path: Path | None = None  # dataset location; None: embedded (digits) or the source's default path
     image_size: int = 16  # every image is resized to image_size × image_size
     shard_max_samples: int = 2000  # samples per WebDataset shard
+    on_bad_sample: str = "error"  # "error": stop, naming shard and key; "skip": leave out, count in result.json
 
     def __post_init__(self) -> None:
         _require(4 <= self.image_size <= 1024, "data.image-size", "in [4, 1024]", self.image_size)
         _require(self.shard_max_samples >= 1, "data.shard-max-samples", "≥ 1", self.shard_max_samples)
+        _require(self.on_bad_sample in ("error", "skip"), "data.on-bad-sample", "'error' or 'skip'", self.on_bad_sample)
 
 
 @dataclass(kw_only=True)
@@ -123,6 +125,29 @@ class MetricsConfig:
 
 
 @dataclass(kw_only=True)
+class EngineConfig:
+    """How every training loop runs data-parallel: PyTorch DDP or DeepSpeed (train/engine.py)."""
+
+    backend: str = "ddp"  # "ddp" or "deepspeed"
+    zero_stage: int = 1  # DeepSpeed ZeRO stage (0, 1 or 2)
+    offload_optimizer: bool = False  # DeepSpeed: optimizer states in CPU memory (ZeRO ≥ 1)
+    grad_accum_steps: int = 1  # micro-batches per optimizer step; the global batch is unchanged
+    checkpoint_every_steps: int = 0  # optimizer steps between checkpoints (0: none); runs resume from the last
+
+    def __post_init__(self) -> None:
+        _require(self.backend in ("ddp", "deepspeed"), "engine.backend", "'ddp' or 'deepspeed'", self.backend)
+        _require(self.zero_stage in (0, 1, 2), "engine.zero-stage", "0, 1 or 2", self.zero_stage)
+        _require(self.grad_accum_steps >= 1, "engine.grad-accum-steps", "≥ 1", self.grad_accum_steps)
+        _require(self.checkpoint_every_steps >= 0, "engine.checkpoint-every-steps", "≥ 0", self.checkpoint_every_steps)
+        _require(
+            not self.offload_optimizer or (self.backend == "deepspeed" and self.zero_stage >= 1),
+            "engine.offload-optimizer",
+            "used only with --engine.backend deepspeed and --engine.zero-stage ≥ 1",
+            self.offload_optimizer,
+        )
+
+
+@dataclass(kw_only=True)
 class SweepConfig:
     """A sweep: a space of trials over one dataset, one GAN and one classifier recipe."""
 
@@ -141,6 +166,7 @@ class SweepConfig:
     sample: SampleConfig = field(default_factory=SampleConfig)
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
 
     def __post_init__(self) -> None:
         _require(bool(self.name) and "/" not in self.name, "name", "a non-empty name without '/'", self.name)

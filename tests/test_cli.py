@@ -40,7 +40,7 @@ def test_stages_chain_on_digits(tmp_path):
 
     quality = distgan(
         "metrics", "--real", str(tmp_path / "real" / "train"), "--fake", str(tmp_path / "fake"),
-        "--extractor", str(tmp_path / "clf" / "model.pt"),
+        "--extractor", "domain", "--domain-model", str(tmp_path / "clf" / "model.pt"),
     )  # fmt: skip
     assert quality["fid"] > 0 and 1 <= quality["inception_score_mean"] <= 10
 
@@ -57,7 +57,7 @@ def test_wrong_shard_directory_is_named(tmp_path):
             "--fake",
             str(tmp_path),
             "--extractor",
-            "x",
+            "domain",
         ],
         capture_output=True,
         text=True,

@@ -36,16 +36,27 @@ def _real_features(dim: int, seed: int) -> np.ndarray:
     return np.maximum(images @ projection, 0)
 
 
+@pytest.mark.parametrize("method", ["cholesky", "eigh"])
 @pytest.mark.parametrize("dim", [16, 64])
-def test_frechet_distance_equals_pytorch_fid(pytorch_fid_frechet, dim):
+def test_frechet_distance_equals_pytorch_fid(pytorch_fid_frechet, dim, method):
     a, b = _real_features(dim, 0), _real_features(dim, 1)[:700] * 1.1 + 0.3
     mu1, sigma1 = a.mean(0), np.cov(a, rowvar=False)
     mu2, sigma2 = b.mean(0), np.cov(b, rowvar=False)
-    ours = frechet_distance(mu1, sigma1, mu2, sigma2)
+    ours = frechet_distance(mu1, sigma1, mu2, sigma2, method=method)
     reference = pytorch_fid_frechet(mu1, sigma1, mu2, sigma2)
     assert ours > 1.0
     assert ours == pytest.approx(reference, rel=1e-6)
-    assert frechet_distance(mu1, sigma1, mu1, sigma1) == pytest.approx(0.0, abs=1e-8)
+    assert frechet_distance(mu1, sigma1, mu1, sigma1, method=method) == pytest.approx(0.0, abs=1e-8)
+
+
+def test_frechet_distance_of_singular_covariances_falls_back_to_eigh(pytorch_fid_frechet):
+    """Fewer images than dimensions: Σ₁ is singular, has no Cholesky factor; the eigh path answers."""
+    a, b = _real_features(96, 0)[:40], _real_features(96, 0)[40:90] * 0.9
+    mu1, sigma1 = a.mean(0), np.cov(a, rowvar=False)
+    mu2, sigma2 = b.mean(0), np.cov(b, rowvar=False)
+    ours = frechet_distance(mu1, sigma1, mu2, sigma2)
+    assert ours == frechet_distance(mu1, sigma1, mu2, sigma2, method="eigh")
+    assert ours == pytest.approx(pytorch_fid_frechet(mu1, sigma1, mu2, sigma2), rel=1e-5)
 
 
 def test_streaming_stats_equal_numpy_cov_in_any_batching():

@@ -2,32 +2,31 @@
 
 Layout of a shard directory:
     manifest.json                 what is inside, digests, and who made it (source, τ, seed, ...)
-    shard-000000.tar ...          samples {key}.png (uint8 image) and {key}.cls (ASCII class index)
+    shard-000000.tar ...          samples {key}.png|jpg, {key}.cls (ASCII class), {key}.lbl (int32 class)
+    shard-000000.idx ...          DALI wds2idx index of each tar (format_version ≥ 2; see writer.py)
 A directory appears whole or not at all: it is written under a temporary name and renamed.
 """
 
 import io
 import json
+import logging
 import os
-import shutil
+import tarfile
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-import webdataset as wds
 from PIL import Image
 
 from distgan.data.download import sha256_of
 from distgan.data.sources import ImageSplit
-from distgan.errors import DataError
+from distgan.data.writer import FORMAT_VERSION, IMAGE_EXTENSIONS, MANIFEST_NAME, ShardOptions, write_array_shards
+from distgan.errors import ConfigError, DataError
 
-MANIFEST_NAME = "manifest.json"
-FORMAT_VERSION = 1
+__all__ = ["FORMAT_VERSION", "MANIFEST_NAME", "BadSamples", "read_manifest", "read_shards", "write_shards"]
 
-
-def _png_bytes(image_HWC: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(image_HWC[:, :, 0] if image_HWC.shape[2] == 1 else image_HWC).save(buffer, format="PNG")
-    return buffer.getvalue()
+ON_BAD_SAMPLE = ("error", "skip")
+_log = logging.getLogger(__name__)
 
 
 def write_json_atomic(path: Path, payload: dict) -> None:
@@ -37,43 +36,21 @@ def write_json_atomic(path: Path, payload: dict) -> None:
     os.replace(tmp, path)
 
 
-def write_shards(split: ImageSplit, out_dir: Path, *, max_samples_per_shard: int, provenance: dict) -> dict:
-    """Write `split` as PNG WebDataset shards plus manifest into out_dir; returns the manifest.
+def write_shards(
+    split: ImageSplit,
+    out_dir: Path,
+    *,
+    max_samples_per_shard: int,
+    provenance: dict,
+    options: ShardOptions | None = None,
+) -> dict:
+    """Write `split` as WebDataset shards (+ index files, manifest) into out_dir; returns the manifest.
 
+    `options` (format, byte limit, workers) defaults to lossless PNG; max_samples_per_shard overrides it.
     If out_dir already exists (another process finished first), it is kept and returned.
     """
-    out_dir = Path(out_dir)
-    tmp_dir = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp_dir, ignore_errors=True)
-    tmp_dir.mkdir(parents=True)
-    num_samples = split.labels_N.shape[0]
-    shards = []
-    for shard_index, start in enumerate(range(0, num_samples, max_samples_per_shard)):
-        name = f"shard-{shard_index:06d}.tar"
-        stop = min(start + max_samples_per_shard, num_samples)
-        with wds.TarWriter(str(tmp_dir / name), mtime=0.0) as sink:  # fixed mtime: byte-stable shards
-            for i in range(start, stop):
-                sink.write(
-                    {"__key__": f"{i:08d}", "png": _png_bytes(split.images_NHWC[i]), "cls": int(split.labels_N[i])}
-                )
-        shards.append({"name": name, "num_samples": stop - start, "sha256": sha256_of(tmp_dir / name)})
-    _, height, width, channels = split.images_NHWC.shape
-    manifest = {
-        "format_version": FORMAT_VERSION,
-        "num_samples": num_samples,
-        "image_shape_HWC": [height, width, channels],
-        "class_names": list(split.class_names),
-        "class_counts": np.bincount(split.labels_N, minlength=split.num_classes).tolist(),
-        "shards": shards,
-        "provenance": provenance,
-    }
-    write_json_atomic(tmp_dir / MANIFEST_NAME, manifest)
-    try:
-        os.replace(tmp_dir, out_dir)
-    except OSError:  # out_dir exists and is not empty: a concurrent writer won; its content is equivalent
-        shutil.rmtree(tmp_dir, ignore_errors=True)
-        return read_manifest(out_dir)
-    return manifest
+    options = replace(options or ShardOptions(), max_samples_per_shard=max_samples_per_shard)
+    return write_array_shards(split, Path(out_dir), options=options, provenance=provenance)
 
 
 def read_manifest(shard_dir: Path) -> dict:
@@ -96,11 +73,52 @@ def manifest_digest(shard_dir: Path) -> str:
     return sha256_of(Path(shard_dir) / MANIFEST_NAME)
 
 
-def read_shards(shard_dir: Path, *, verify: bool = True) -> ImageSplit:
-    """Load every sample of a shard directory into memory, checking each shard's sha256 first."""
+@dataclass
+class BadSamples:
+    """What `--on-bad-sample skip` left out: a count and the first reasons (each names shard and key)."""
+
+    policy: str = "error"
+    num_skipped: int = 0
+    reasons: list[str] = field(default_factory=list)
+    quiet: bool = False  # no log line (a loader worker's counter: the main process logs what it hands back)
+
+    def __post_init__(self) -> None:
+        if self.policy not in ON_BAD_SAMPLE:
+            raise ConfigError(f"--on-bad-sample must be one of {ON_BAD_SAMPLE} (got {self.policy!r})")
+
+    def handle(self, reason: str, count: int = 1) -> None:
+        """Raise DataError(reason) under policy "error"; else count `count` skipped samples and log why."""
+        if self.policy == "error":
+            raise DataError(reason)
+        self.num_skipped += count
+        if len(self.reasons) < 20:  # enough to diagnose; a bad dataset must not flood result.json
+            self.reasons.append(reason)
+        if not self.quiet:
+            _log.warning("skipped %d sample(s): %s", count, reason)
+
+    def as_dict(self) -> dict:
+        """For result.json: {"on_bad_sample", "num_skipped_samples", "skip_reasons"}."""
+        return {"on_bad_sample": self.policy, "num_skipped_samples": self.num_skipped, "skip_reasons": self.reasons}
+
+
+def image_extension(manifest: dict) -> str:
+    """Tar member extension of the images of a shard set (format 1 manifests are PNG)."""
+    return IMAGE_EXTENSIONS[manifest.get("image_format", "png")]
+
+
+def read_shards(shard_dir: Path, *, verify: bool = True, bad: BadSamples | None = None) -> ImageSplit:
+    """Load every sample of a shard directory into memory, checking each shard's sha256 first.
+
+    Damaged data raises DataError naming the shard and key; with `bad=BadSamples("skip")` the damaged
+    samples (a whole shard on a digest mismatch) are left out and counted in `bad`.
+    """
+    bad = bad or BadSamples()
     shard_dir = Path(shard_dir)
     manifest = read_manifest(shard_dir)
+    if manifest["image_shape_HWC"] is None:
+        raise DataError(f"{shard_dir}: images of varying size cannot be loaded into memory; reshard with a resize")
     height, width, channels = manifest["image_shape_HWC"]
+    ext = image_extension(manifest)
     images = np.empty((manifest["num_samples"], height, width, channels), np.uint8)
     labels = np.empty((manifest["num_samples"],), np.int64)
     filled = 0
@@ -109,38 +127,100 @@ def read_shards(shard_dir: Path, *, verify: bool = True) -> ImageSplit:
         if not path.is_file():
             raise DataError(f"{path}: shard listed in {MANIFEST_NAME} is missing")
         if verify and sha256_of(path) != shard["sha256"]:
-            raise DataError(f"{path}: sha256 differs from {MANIFEST_NAME} (corrupt or changed shard)")
-        start = filled
-        for sample in _iterate_shard(path):
-            key = sample["__key__"]
-            if "png" not in sample or "cls" not in sample:
-                raise DataError(f"{path} key {key}: missing {'png' if 'png' not in sample else 'cls'} entry")
-            if filled >= images.shape[0]:
-                raise DataError(f"{path}: more samples than the manifest's {manifest['num_samples']}")
-            images[filled] = _decode_png(sample["png"], path, key, (height, width, channels))
-            labels[filled] = int(sample["cls"])
-            filled += 1
-        if filled - start != shard["num_samples"]:
-            raise DataError(f"{path}: {filled - start} samples, manifest says {shard['num_samples']}")
-    return ImageSplit(images_NHWC=images, labels_N=labels, class_names=tuple(manifest["class_names"]))
+            bad.handle(f"{path}: sha256 differs from {MANIFEST_NAME} (corrupt or changed shard)", shard["num_samples"])
+            continue
+        seen = 0
+        try:
+            for key, entries in iterate_tar(path):
+                seen += 1
+                sample = decode_sample(entries, path, key, ext, (height, width, channels), bad)
+                if sample is None:
+                    continue
+                if filled >= images.shape[0]:
+                    raise DataError(f"{path}: more samples than the manifest's {manifest['num_samples']}")
+                images[filled], labels[filled] = sample
+                filled += 1
+        except DataError as err:
+            if "unreadable tar" not in str(err):
+                raise
+            bad.handle(str(err), max(shard["num_samples"] - seen, 1))
+            continue
+        if seen != shard["num_samples"]:
+            raise DataError(f"{path}: {seen} samples, manifest says {shard['num_samples']}")
+    return ImageSplit(images_NHWC=images[:filled], labels_N=labels[:filled], class_names=tuple(manifest["class_names"]))
 
 
-def _iterate_shard(path: Path):
+def usable_shards(shard_dir: Path, manifest: dict, *, verify: bool, bad: BadSamples) -> list[dict]:
+    """The manifest's shards that exist and (if verify) match their sha256 and index sha256.
+
+    A missing shard is always an error; a digest mismatch is an error, or under "skip" the shard is left
+    out and its samples counted. Used by the streaming loaders, which do not re-read shards per epoch.
+    """
+    usable = []
+    for shard in manifest["shards"]:
+        path = Path(shard_dir) / shard["name"]
+        if not path.is_file():
+            raise DataError(f"{path}: shard listed in {MANIFEST_NAME} is missing")
+        index = Path(shard_dir) / shard["index"] if "index" in shard else None
+        if verify and sha256_of(path) != shard["sha256"]:
+            bad.handle(f"{path}: sha256 differs from {MANIFEST_NAME} (corrupt or changed shard)", shard["num_samples"])
+        elif verify and index is not None and (not index.is_file() or sha256_of(index) != shard["index_sha256"]):
+            bad.handle(f"{index}: index missing or sha256 differs from {MANIFEST_NAME}", shard["num_samples"])
+        else:
+            usable.append(shard)
+    return usable
+
+
+def iterate_tar(path: Path):
+    """(key, {ext: bytes}) per sample of a WebDataset tar, in order; refuses member paths that escape.
+
+    A truncated or corrupt archive raises DataError("<path>: unreadable tar ...") naming the last key read.
+    """
+    key, entries = None, {}
     try:
-        # Every rank reads the whole shard: ranks split samples in memory (train.classifier.epoch_indices).
-        yield from wds.WebDataset(
-            str(path), shardshuffle=False, empty_check=False, nodesplitter=None, workersplitter=None
-        )
-    except Exception as err:  # webdataset raises tarfile/ValueError variants for truncated archives
-        raise DataError(f"{path}: unreadable tar ({type(err).__name__}: {err})") from None
+        with tarfile.open(path) as tar:
+            for member in tar:
+                name = member.name
+                if name.startswith("/") or ".." in Path(name).parts:
+                    raise DataError(f"{path}: member {name!r} escapes the shard (absolute path or '..')")
+                if not member.isreg():
+                    continue
+                base, _, ext = name.partition(".") if "/" not in name else _split_nested(name)
+                if base != key and key is not None:
+                    yield key, entries
+                    entries = {}
+                key = base
+                entries[ext] = tar.extractfile(member).read()
+    except (tarfile.TarError, OSError, EOFError) as err:
+        raise DataError(f"{path}: unreadable tar after key {key} ({type(err).__name__}: {err})") from None
+    if key is not None:
+        yield key, entries
 
 
-def _decode_png(data: bytes, path: Path, key: str, shape_HWC: tuple[int, int, int]) -> np.ndarray:
+def _split_nested(name: str) -> tuple[str, str, str]:
+    slash = name.rfind("/") + 1
+    base, dot, ext = name[slash:].partition(".")
+    return name[:slash] + base, dot, ext
+
+
+def decode_sample(entries: dict, path: Path, key: str, ext: str, shape_HWC, bad: BadSamples):
+    """(uint8 HWC image, int label) from a sample's members, or None if `bad` skipped it."""
+    if ext not in entries or "cls" not in entries:
+        bad.handle(f"{path} key {key}: missing {ext if ext not in entries else 'cls'} entry")
+        return None
     try:
-        image = np.asarray(Image.open(io.BytesIO(data)))
-    except Exception as err:
-        raise DataError(f"{path} key {key}: PNG cannot be decoded ({err})") from None
+        label = int(entries["cls"])
+    except ValueError:
+        bad.handle(f"{path} key {key}: label {entries['cls'][:20]!r} is not an integer")
+        return None
+    try:
+        with Image.open(io.BytesIO(entries[ext])) as pil:
+            image = np.asarray(pil)
+    except Exception as err:  # PIL raises OSError, SyntaxError, ValueError... for damaged files
+        bad.handle(f"{path} key {key}: {ext.upper()} cannot be decoded ({err})")
+        return None
     image = image.reshape(*image.shape[:2], -1)
-    if image.shape != tuple(shape_HWC):
-        raise DataError(f"{path} key {key}: image shape {image.shape}, manifest says {tuple(shape_HWC)}")
-    return image
+    if shape_HWC is not None and image.shape != tuple(shape_HWC):
+        bad.handle(f"{path} key {key}: image shape {image.shape}, manifest says {tuple(shape_HWC)}")
+        return None
+    return image, label

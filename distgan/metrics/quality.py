@@ -1,7 +1,7 @@
-"""Sample quality of an image set through a feature extractor: Inception Score and FID.
+"""Sample quality of an image set through an in-memory classifier (the sweep's "domain" extractor): IS and FID.
 
-The extractor is any network with `features(x)` (penultimate activations) and `forward(x)` (logits):
-offline, a classifier trained on the real training split (the "domain" extractor, docs/concepts.md).
+Kept for `distgan/experiments` (replacement.py, artifacts.py); a thin layer over the metrics engine
+(extraction.py, reference_stats.py) with the classifier wrapped as an extractor.
 """
 
 from pathlib import Path
@@ -10,39 +10,32 @@ import numpy as np
 import torch
 from torch import nn
 
-from distgan.data.transforms import to_model_input
+from distgan.metrics.extraction import ImageSource
+from distgan.metrics.extraction import extract as extract_source
+from distgan.metrics.extractors import wrap_model
 from distgan.metrics.feature_stats import FeatureStats
 from distgan.metrics.fid import frechet_distance
 from distgan.metrics.inception_score import inception_score
+from distgan.metrics.reference_stats import ReferenceStats, load_stats, save_pytorch_fid_npz
 
 
-@torch.no_grad()
 def extract(extractor: nn.Module, images_NHWC: np.ndarray, batch_size: int = 500) -> tuple[FeatureStats, torch.Tensor]:
     """Streaming feature statistics and the logits (N, K) of every image."""
-    extractor.eval()
-    device = next(extractor.parameters()).device
-    stats, logits = None, []
-    for start in range(0, images_NHWC.shape[0], batch_size):
-        x = to_model_input(images_NHWC[start : start + batch_size]).to(device)
-        feats = extractor.features(x)
-        if stats is None:
-            stats = FeatureStats.empty(feats.shape[1], device)
-        stats.update(feats)
-        logits.append(extractor.head(feats).cpu())
-    return stats, torch.cat(logits)
+    # local: the sweep calls this in one process (the trial driver); it must never wait on other ranks.
+    source = ImageSource.from_array(images_NHWC)
+    result = extract_source(wrap_model("domain", extractor), source, batch_size=batch_size, local=True)
+    return result.stats, result.logits_NK
 
 
 def save_reference_stats(path: Path, stats: FeatureStats) -> None:
     """μ and Σ in pytorch-fid's .npz layout (keys `mu`, `sigma`)."""
-    mu, sigma = stats.mean_and_covariance()
-    tmp = path.with_name(f".{path.name}.tmp.npz")
-    np.savez(tmp, mu=mu, sigma=sigma)
-    tmp.replace(path)
+    save_pytorch_fid_npz(path, ReferenceStats.from_stats(stats))
 
 
 def load_reference_stats(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    with np.load(path) as data:
-        return data["mu"], data["sigma"]
+    """μ and Σ from a pytorch-fid (or distgan) statistics file."""
+    ref = load_stats(path)
+    return ref.mu_D, ref.sigma_DD
 
 
 def sample_quality(
