@@ -55,40 +55,34 @@ def test_deepspeed_zero1_equals_ddp(ddp_two_workers, tmp_path):
     assert_same_weights(ddp_two_workers, initial, atol=0)  # and the runs are reproducible to the bit
 
 
-def classifier_run(tmp_path, out: str, backend: str) -> list[str]:
+@pytest.fixture(scope="module")
+def digits_shards(tmp_path_factory):
+    """Real digits shards, made once by the CLI as a user would: DIR/train and DIR/test."""
+    out = tmp_path_factory.mktemp("digits")
+    command = [sys.executable, "-m", "distgan.cli", "prepare", "digits", "--out", str(out), "--image-size", "16"]
+    prepared = subprocess.run(command, capture_output=True, text=True)
+    assert prepared.returncode == 0, prepared.stderr
+    return out
+
+
+def classifier_run(shards, out: str, backend: str) -> list[str]:
     return [
         "-m", "distgan.cli", "train-classifier",
-        "--train", str(tmp_path / "real" / "train"), "--test", str(tmp_path / "real" / "test"), "--out", out,
+        "--train", str(shards / "train"), "--test", str(shards / "test"), "--out", out,
         "--classifier.arch", "small_cnn", "--classifier.epochs", "4", "--classifier.batch-size", "64",
         "--engine.backend", backend, "--engine.checkpoint-every-steps", "7",
     ]  # fmt: skip
 
 
 @pytest.mark.parametrize("backend", ["ddp", "deepspeed"])
-def test_sigkill_mid_epoch_then_resume_equals_uninterrupted(tmp_path, backend):
-    prepared = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "distgan.cli",
-            "prepare",
-            "digits",
-            "--out",
-            str(tmp_path / "real"),
-            "--image-size",
-            "16",
-        ],
-        capture_output=True,
-        text=True,
-    )
-    assert prepared.returncode == 0, prepared.stderr
-    whole = torchrun(2, *classifier_run(tmp_path, str(tmp_path / "whole"), backend))
+def test_sigkill_mid_epoch_then_resume_equals_uninterrupted(tmp_path, digits_shards, backend):
+    whole = torchrun(2, *classifier_run(digits_shards, str(tmp_path / "whole"), backend))
     assert whole.returncode == 0, whole.stderr[-4000:]
 
     # Kill the whole torchrun process group once a checkpoint in the middle of epoch 2 exists
     # (23 steps per epoch at 2 × 32: step 35 is mid-epoch), then run the same command again.
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2"]
-    command += classifier_run(tmp_path, str(tmp_path / "killed"), backend)
+    command += classifier_run(digits_shards, str(tmp_path / "killed"), backend)
     run = subprocess.Popen(
         command, env=ENV, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
@@ -101,7 +95,7 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted(tmp_path, backend):
     os.killpg(run.pid, signal.SIGKILL)
     run.wait()
     assert not (tmp_path / "killed" / "model.pt").exists()
-    resumed = torchrun(2, *classifier_run(tmp_path, str(tmp_path / "killed"), backend))
+    resumed = torchrun(2, *classifier_run(digits_shards, str(tmp_path / "killed"), backend))
     assert resumed.returncode == 0, resumed.stderr[-4000:]
 
     final = torch.load(tmp_path / "killed" / "model.pt", weights_only=True)["state_dict"]
@@ -169,26 +163,10 @@ def _worker_pids_of_rank(marker: str, rank: str) -> list[int]:
     return pids
 
 
-def test_a_dying_worker_takes_the_job_down_within_a_bounded_time(tmp_path):
-    prepared = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "distgan.cli",
-            "prepare",
-            "digits",
-            "--out",
-            str(tmp_path / "real"),
-            "--image-size",
-            "16",
-        ],
-        capture_output=True,
-        text=True,
-    )
-    assert prepared.returncode == 0, prepared.stderr
+def test_a_dying_worker_takes_the_job_down_within_a_bounded_time(tmp_path, digits_shards):
     out = tmp_path / "doomed"
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2"]
-    command += classifier_run(tmp_path, str(out), "ddp") + ["--classifier.epochs", "200"]
+    command += classifier_run(digits_shards, str(out), "ddp") + ["--classifier.epochs", "200"]
     run = subprocess.Popen(command, env=ENV, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 180
     while not (out / "checkpoints" / "latest").is_file():  # training is under way
