@@ -1,0 +1,256 @@
+"""Shard writer: labelled images → WebDataset tar shards + DALI index files + manifest.json.
+
+Each sample `{key}` is three tar members:
+    {key}.png or {key}.jpg   the image (PNG lossless, or JPEG at `jpeg_quality`)
+    {key}.cls                the class index as ASCII (what webdataset readers expect)
+    {key}.lbl                the class index as a 4-byte little-endian int32 (DALI cannot parse `.cls`)
+Beside each `shard-NNNNNN.tar` lies `shard-NNNNNN.idx`, the index DALI's `wds2idx` writes (sample → member
+offsets), so neither DALI nor the fallback loader scans a tar at start-up.
+
+Keys are stable: the sample's position in its source (`{index:08d}`), so the same source, options and
+limits give byte-identical shards. Encoding runs in a process pool in chunks (`num_workers`); the tar
+writing is sequential and streaming, so memory stays bounded for ImageNet-sized image-folder trees.
+"""
+
+import io
+import os
+import shutil
+import tarfile
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from distgan.data.download import sha256_of
+from distgan.errors import ConfigError, DataError
+
+MANIFEST_NAME = "manifest.json"
+FORMAT_VERSION = 2  # 1: PNG + .cls only, no index files; 2 adds .lbl, .idx, JPEG, byte limits
+IMAGE_EXTENSIONS = {"png": "png", "jpeg": "jpg"}  # image_format → member extension
+LABEL_INT32_EXT = "lbl"
+INDEX_VERSION = "v1.2"  # the version line of DALI's wds2idx
+_TAR_BLOCK = 512
+
+
+@dataclass(kw_only=True, frozen=True)
+class ShardOptions:
+    """How samples are encoded and cut into shards."""
+
+    image_format: str = "png"  # "png" (lossless) or "jpeg"
+    jpeg_quality: int = 95  # libjpeg quality for image_format "jpeg"
+    max_samples_per_shard: int = 2000  # a shard closes when it holds this many samples ...
+    max_bytes_per_shard: int = 1 << 30  # ... or when the next sample would take it past this many tar bytes
+    num_workers: int = 1  # encoding processes; 1 encodes in this process
+    chunk_size: int = 256  # samples per encoding task
+
+    def __post_init__(self) -> None:
+        if self.image_format not in IMAGE_EXTENSIONS:
+            raise ConfigError(f"--image-format must be one of {sorted(IMAGE_EXTENSIONS)} (got {self.image_format!r})")
+        if not 1 <= self.jpeg_quality <= 100:
+            raise ConfigError(f"--jpeg-quality must be in [1, 100] (got {self.jpeg_quality})")
+        for name in ("max_samples_per_shard", "max_bytes_per_shard", "num_workers", "chunk_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} must be ≥ 1 (got {getattr(self, name)})")
+
+
+def encode_image(image_HWC: np.ndarray, image_format: str, jpeg_quality: int) -> bytes:
+    """uint8 (H, W, C) → PNG or JPEG bytes (grey stays one channel)."""
+    pil = Image.fromarray(image_HWC[:, :, 0] if image_HWC.shape[2] == 1 else image_HWC)
+    buffer = io.BytesIO()
+    if image_format == "png":
+        pil.save(buffer, format="PNG")
+    else:  # 4:4:4 chroma: small images lose too much colour with the default 4:2:0 subsampling
+        pil.save(buffer, format="JPEG", quality=jpeg_quality, subsampling=0)
+    return buffer.getvalue()
+
+
+def _encode_array_chunk(task) -> list[bytes]:
+    images_NHWC, image_format, jpeg_quality = task
+    return [encode_image(image, image_format, jpeg_quality) for image in images_NHWC]
+
+
+def _encode_file_chunk(task) -> list[bytes]:
+    """Image files → encoded bytes; a JPEG kept at its size passes through untouched (no re-encode loss)."""
+    files, mode, image_size, image_format, jpeg_quality = task
+    out = []
+    for file in files:
+        try:
+            with Image.open(file) as pil:
+                if image_size is None and image_format == "jpeg" and pil.format == "JPEG" and pil.mode == mode:
+                    out.append(Path(file).read_bytes())
+                    continue
+                pil = pil.convert(mode)
+                if image_size is not None:
+                    pil = pil.resize((image_size, image_size), Image.BILINEAR)
+                out.append(encode_image(np.asarray(pil).reshape(pil.height, pil.width, -1), image_format, jpeg_quality))
+        except OSError as err:
+            raise DataError(f"{file}: not a readable image ({err})") from None
+    return out
+
+
+def _encoded_chunks(tasks: list, encode, num_workers: int) -> Iterator[list[bytes]]:
+    if num_workers == 1:
+        yield from map(encode, tasks)
+        return
+    # Ordered map: output order (hence keys and bytes) does not depend on the number of workers.
+    with ProcessPoolExecutor(num_workers) as pool:
+        yield from pool.map(encode, tasks)
+
+
+def _member(name: str, data: bytes) -> tuple[tarfile.TarInfo, io.BytesIO]:
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime, info.mode, info.uname, info.gname = len(data), 0, 0o444, "", ""  # byte-stable
+    return info, io.BytesIO(data)
+
+
+def _tar_bytes(sizes: Iterable[int]) -> int:
+    return sum(_TAR_BLOCK + -(-size // _TAR_BLOCK) * _TAR_BLOCK for size in sizes)
+
+
+def tar_index_lines(tar_path: Path) -> list[str]:
+    """The lines of DALI's wds2idx index of a tar: `v1.2 N`, then per sample `ext offset size name ...`."""
+    samples: list[list[str]] = []
+    last_base = None
+    with tarfile.open(tar_path) as tar:
+        for member in tar:
+            if not member.isreg():
+                continue
+            slash = member.name.rfind("/") + 1
+            dot = member.name.find(".", slash)
+            base, ext = member.name[:dot], member.name[dot + 1 :]
+            if not base or base.endswith("/"):
+                continue
+            entry = f"{ext} {member.offset_data} {member.size} {member.name}"
+            if base != last_base:
+                samples.append([entry])
+                last_base = base
+            else:
+                samples[-1].append(entry)
+    return [f"{INDEX_VERSION} {len(samples)}"] + [" ".join(sample) for sample in samples]
+
+
+def write_index(tar_path: Path) -> Path:
+    """Write `<shard>.idx` beside a tar (atomically) and return its path."""
+    idx_path = Path(tar_path).with_suffix(".idx")
+    tmp = idx_path.with_name(f".{idx_path.name}.tmp-{os.getpid()}")
+    tmp.write_text("\n".join(tar_index_lines(tar_path)) + "\n")
+    os.replace(tmp, idx_path)
+    return idx_path
+
+
+class _ShardSink:
+    """Appends samples to shard-NNNNNN.tar files in a directory, closing one when a limit is reached."""
+
+    def __init__(self, directory: Path, options: ShardOptions, num_classes: int):
+        self.directory, self.options = directory, options
+        self.ext = IMAGE_EXTENSIONS[options.image_format]
+        self.shards: list[dict] = []
+        self.class_counts = np.zeros(num_classes, np.int64)
+        self.tar, self.num_in_shard, self.bytes_in_shard = None, 0, 0
+
+    def add(self, key: str, image_bytes: bytes, label: int) -> None:
+        members = [
+            (f"{key}.{self.ext}", image_bytes),
+            (f"{key}.cls", str(label).encode()),
+            (f"{key}.{LABEL_INT32_EXT}", np.int32(label).astype("<i4").tobytes()),
+        ]
+        size = _tar_bytes(len(data) for _, data in members)
+        full = self.num_in_shard >= self.options.max_samples_per_shard
+        if self.tar is not None and (full or self.bytes_in_shard + size > self.options.max_bytes_per_shard):
+            self._close()
+        if self.tar is None:
+            name = f"shard-{len(self.shards):06d}.tar"
+            self.tar = tarfile.open(self.directory / name, "w", format=tarfile.USTAR_FORMAT)
+            self.shards.append({"name": name, "first_key": key})
+        for name, data in members:
+            self.tar.addfile(*_member(name, data))
+        self.num_in_shard += 1
+        self.bytes_in_shard += size
+        self.class_counts[label] += 1
+
+    def _close(self) -> None:
+        self.tar.close()
+        shard = self.shards[-1]
+        path = self.directory / shard["name"]
+        index = write_index(path)
+        shard |= {"num_samples": self.num_in_shard, "num_bytes": path.stat().st_size, "sha256": sha256_of(path)}
+        shard |= {"index": index.name, "index_sha256": sha256_of(index)}
+        self.tar, self.num_in_shard, self.bytes_in_shard = None, 0, 0
+
+    def finish(self) -> None:
+        if self.tar is not None:
+            self._close()
+
+
+def write_sample_stream(
+    encoded: Iterable[tuple[str, bytes, int]],
+    out_dir: Path,
+    *,
+    options: ShardOptions,
+    class_names: tuple[str, ...],
+    image_shape_HWC: tuple[int, int, int] | None,
+    provenance: dict,
+    progress=None,
+) -> dict:
+    """Write (key, encoded image, label) samples as a shard directory; returns the manifest.
+
+    The directory appears whole or not at all (written under a temporary name, then renamed); if
+    out_dir already exists (another process finished first) it is kept and its manifest returned.
+    """
+    from distgan.data.shards import read_manifest, write_json_atomic
+
+    out_dir = Path(out_dir)
+    tmp_dir = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp_dir, ignore_errors=True)
+    tmp_dir.mkdir(parents=True)
+    try:
+        sink = _ShardSink(tmp_dir, options, len(class_names))
+        for key, image_bytes, label in encoded:
+            if not 0 <= label < len(class_names):
+                raise DataError(f"key {key}: label {label} outside [0, {len(class_names)})")
+            sink.add(key, image_bytes, label)
+            if progress is not None:
+                progress.update(1)
+        sink.finish()
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "num_samples": int(sink.class_counts.sum()),
+            "image_shape_HWC": None if image_shape_HWC is None else list(image_shape_HWC),
+            "image_format": options.image_format,
+            "jpeg_quality": options.jpeg_quality if options.image_format == "jpeg" else None,
+            "class_names": list(class_names),
+            "class_counts": sink.class_counts.tolist(),
+            "shards": sink.shards,
+            "provenance": provenance,
+        }
+        write_json_atomic(tmp_dir / MANIFEST_NAME, manifest)
+    except BaseException:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        raise
+    try:
+        os.replace(tmp_dir, out_dir)
+    except OSError:  # out_dir exists and is not empty: a concurrent writer won; its content is equivalent
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        return read_manifest(out_dir)
+    return manifest
+
+
+def write_array_shards(split, out_dir: Path, *, options: ShardOptions, provenance: dict, progress=None) -> dict:
+    """An in-memory ImageSplit (any source, or generator samples) → shard directory; returns the manifest."""
+    images, labels = split.images_NHWC, split.labels_N
+    step = options.chunk_size
+    tasks = [(images[i : i + step], options.image_format, options.jpeg_quality) for i in range(0, len(images), step)]
+    chunks = _encoded_chunks(tasks, _encode_array_chunk, options.num_workers)
+    encoded = ((f"{i:08d}", data, int(labels[i])) for i, data in enumerate(b for chunk in chunks for b in chunk))
+    return write_sample_stream(
+        encoded,
+        out_dir,
+        options=options,
+        class_names=split.class_names,
+        image_shape_HWC=tuple(images.shape[1:]),
+        provenance=provenance,
+        progress=progress,
+    )
