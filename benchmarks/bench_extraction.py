@@ -1,0 +1,135 @@
+"""Extraction + statistics of 32×32 CIFAR images through the FID InceptionV3 (299×299):
+ours (fused: uint8 NHWC → resize → normalise → network → pool as one torch.compile'd channels-last function, then
+one float64 GEMM per batch into streaming statistics) against pytorch-fid's way, measured in the same run.
+
+Reference: pytorch-fid 0.3.0's own `InceptionV3` module and forward (resize, scaling, FID blocks; torchvision's
+block constructors supplied by torch-fidelity's identically named blocks, as in tests/test_metrics_inception.py),
+eager NCHW float32, driven like its `get_activations` (every activation kept in an (N, 2048) array) and
+`calculate_activation_statistics` (np.mean, np.cov). Identical weights in both: random, BatchNorm-calibrated on
+real images (no official weights can be fetched here; speed does not depend on the weight values).
+Rounds alternate reference / ours on the same images so that load from other processes hits both alike.
+Target: ≥ 1.5× images/s.
+
+    python benchmarks/bench_extraction.py [--quick] [--images 1000] [--batch-size 50]
+"""
+
+import argparse
+import sys
+import time
+import types
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO), str(REPO / "tests")]
+
+from distgan.metrics.extraction import ImageSource, extract, make_step  # noqa: E402
+from distgan.metrics.extractors import Extractor  # noqa: E402
+from distgan.metrics.feature_stats import FeatureStats  # noqa: E402
+from distgan.metrics.fid import frechet_distance  # noqa: E402
+from distgan.metrics.inception import FIDInceptionV3, load_inception  # noqa: E402
+
+
+def _pytorch_fid_network(weights: Path) -> torch.nn.Module:
+    from test_metrics_inception import _import_isolated
+
+    fidelity = _import_isolated("torch_fidelity", "feature_extractor_inceptionv3", {})
+    torchvision = types.ModuleType("torchvision")
+    torchvision.__version__ = "0.21.0"
+    torchvision.models = types.SimpleNamespace(
+        inception=types.SimpleNamespace(
+            InceptionA=fidelity.InceptionA, InceptionC=fidelity.InceptionC, InceptionE=fidelity.InceptionE_1
+        ),
+        inception_v3=lambda **kwargs: fidelity.FeatureExtractorInceptionV3(
+            "inception-v3-compat", ["2048"], feature_extractor_weights_path=str(weights)
+        ),
+    )
+    pytorch_fid = _import_isolated("pytorch_fid", "inception", {"torchvision": torchvision})
+    pytorch_fid.load_state_dict_from_url = lambda url, progress=True: torch.load(weights)
+    return pytorch_fid.InceptionV3([3]).eval()
+
+
+def _calibrated_weights(images_NHWC: np.ndarray, path: Path) -> Path:
+    torch.manual_seed(0)
+    model = FIDInceptionV3()
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.momentum = None
+    model.train()
+    with torch.no_grad():
+        model.trunk(model.prepare(torch.as_tensor(images_NHWC[:8])))
+    torch.save(model.state_dict(), path)
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="40 images in 2 rounds (compile time dominates)")
+    parser.add_argument("--images", type=int, default=1000)
+    parser.add_argument("--batch-size", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--eager", action="store_true", help="ours without torch.compile (the fallback path)")
+    args = parser.parse_args()
+    if args.quick:
+        args.images, args.batch_size, args.rounds = 40, 20, 2
+    with np.load(REPO.parent / "shared" / "data" / "cifar10_lossless_subset-train.npz") as data:
+        images = data["x"][: args.images]
+    weights = _calibrated_weights(images, Path("/tmp") / "bench_extraction_inception.pth")
+    reference = _pytorch_fid_network(weights)
+    model, digest = load_inception(weights)
+    extractor = Extractor("inception", model, model.prepare, digest, "bilinear-299")
+
+    # Compile once before timing (a one-off cost, reported apart).
+    start = time.perf_counter()
+    step = make_step(extractor, torch.device("cpu"), fused=not args.eager)
+    step(torch.as_tensor(images[: args.batch_size]))
+    compile_sec = time.perf_counter() - start
+
+    ours_sec = theirs_sec = 0.0
+    ours_cpu = theirs_cpu = 0.0  # process CPU seconds: less sensitive than wall time to other processes' load
+    activations, ours_stats = [], FeatureStats.empty(2048)
+    per_round = args.images // args.rounds
+    for r in range(args.rounds):
+        chunk = images[r * per_round : (r + 1) * per_round]
+        start, cpu = time.perf_counter(), time.process_time()
+        with torch.no_grad():  # pytorch-fid's get_activations loop: float [0, 1] NCHW batches, pred[0] kept
+            for i in range(0, len(chunk), args.batch_size):
+                batch = torch.as_tensor(chunk[i : i + args.batch_size]).permute(0, 3, 1, 2).float() / 255
+                activations.append(reference(batch)[0].squeeze(3).squeeze(2).cpu().numpy())
+        theirs_sec += time.perf_counter() - start
+        theirs_cpu += time.process_time() - cpu
+        start, cpu = time.perf_counter(), time.process_time()
+        part = extract(extractor, ImageSource.from_array(chunk), batch_size=args.batch_size, keep_logits=False,
+                       fused=not args.eager, step=step)  # fmt: skip
+        ours_stats.count += part.stats.count
+        ours_stats.sum_D += part.stats.sum_D
+        ours_stats.sum_outer_DD += part.stats.sum_outer_DD
+        ours_sec += time.perf_counter() - start
+        ours_cpu += time.process_time() - cpu
+    start = time.perf_counter()
+    act = np.concatenate(activations)  # pytorch-fid's calculate_activation_statistics
+    mu_ref, sigma_ref = np.mean(act, axis=0), np.cov(act, rowvar=False)
+    theirs_sec += time.perf_counter() - start
+    start = time.perf_counter()
+    mu, sigma = ours_stats.mean_and_covariance()
+    ours_sec += time.perf_counter() - start
+
+    n = per_round * args.rounds
+    mode = "eager" if args.eager else "fused (torch.compile, channels-last)"
+    print(f"{n} images, batch {args.batch_size}, {torch.get_num_threads()} threads; ours: {mode}")
+    print(f"pytorch-fid way: {theirs_sec:.1f} s ({n / theirs_sec:.2f} img/s)   ours: {ours_sec:.1f} s "
+          f"({n / ours_sec:.2f} img/s)   speed-up {theirs_sec / ours_sec:.2f}x")  # fmt: skip
+    print(f"process CPU time: pytorch-fid way {theirs_cpu:.1f} s, ours {ours_cpu:.1f} s, "
+          f"ratio {theirs_cpu / ours_cpu:.2f}x")  # fmt: skip
+    print(f"(compile, once, not in the timings: {compile_sec:.1f} s)")
+    rel_mu = np.abs(mu - mu_ref).max() / np.abs(mu_ref).max()
+    rel_sigma = np.abs(sigma - sigma_ref).max() / np.abs(sigma_ref).max()
+    # FID between the two statistics, relative to tr Σ (the scale of FID in this feature space): ~0 when equal.
+    fid_between = frechet_distance(mu, sigma, mu_ref, sigma_ref) / np.trace(sigma_ref)
+    print(f"same statistics: max rel diff mu {rel_mu:.1e}, sigma {rel_sigma:.1e}; FID/tr(sigma) {fid_between:.1e}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""Feature extractors by name (STYLE §4): `inception` (the FID InceptionV3) and `domain` (a classifier trained on
+the real data, docs/concepts.md). An extractor turns uint8 NHWC images into features (N, D) and logits (N, K)."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from distgan.data.download import sha256_of
+from distgan.data.transforms import to_model_input
+from distgan.errors import ConfigError
+from distgan.metrics.inception import INPUT_SIZE, load_inception
+
+
+@dataclass
+class Extractor:
+    """A network with its own preprocessing, and what identifies its feature space in cache keys."""
+
+    name: str
+    model: nn.Module  # has features(x) -> (N, D) and head(feats) -> (N, K)
+    prepare: Callable[[torch.Tensor], torch.Tensor]  # uint8 (N, H, W, C) -> the network's float input
+    weights_sha256: str
+    resize: str  # how images reach the network's input size, e.g. "bilinear-299" or "none"
+
+    @property
+    def num_features(self) -> int:
+        return int(self.model.num_features)
+
+    def cache_identity(self) -> dict:
+        """Everything about the extractor that changes the features (reference_stats.py's cache key)."""
+        return {"extractor": self.name, "weights_sha256": self.weights_sha256, "resize": self.resize}
+
+
+def inception_extractor(weights: Path | None, cache_dir: Path | None) -> Extractor:
+    """The FID InceptionV3 from a weights file, or downloaded (sha256-checked) into `cache_dir`."""
+    model, digest = load_inception(weights, cache_dir)
+    return Extractor("inception", model, model.prepare, digest, f"bilinear-{INPUT_SIZE}")
+
+
+def domain_extractor(weights: Path | None, cache_dir: Path | None) -> Extractor:
+    """A classifier saved by `distgan train-classifier` (model.pt): penultimate features, class logits."""
+    from distgan.train.classifier import load_classifier  # the training package is heavy; import on use
+
+    if weights is None or not Path(weights).is_file():
+        raise ConfigError(f"--domain-model: the domain extractor needs a classifier model.pt (got {weights})")
+    return Extractor("domain", load_classifier(Path(weights)), to_model_input, sha256_of(Path(weights)), "none")
+
+
+EXTRACTORS: dict[str, Callable[[Path | None, Path | None], Extractor]] = {}
+
+
+def register_extractor(name: str, builder: Callable[[Path | None, Path | None], Extractor]) -> None:
+    """Add an extractor builder under a new name; duplicates and non-callables are refused."""
+    if name in EXTRACTORS:
+        raise ConfigError(f"extractor {name!r} is already registered")
+    if not callable(builder):
+        raise ConfigError(f"extractor {name!r}: builder must be callable (got {type(builder).__name__})")
+    EXTRACTORS[name] = builder
+
+
+def build_extractor(name: str, weights: Path | None = None, cache_dir: Path | None = None) -> Extractor:
+    """The registered extractor `name`, in eval mode without gradients."""
+    if name not in EXTRACTORS:
+        raise ConfigError(f"--extractor: unknown extractor {name!r}; choose from {sorted(EXTRACTORS)}")
+    extractor = EXTRACTORS[name](weights, cache_dir)
+    extractor.model.eval().requires_grad_(False)
+    return extractor
+
+
+def wrap_model(name: str, model: nn.Module, weights_sha256: str = "in-memory") -> Extractor:
+    """An in-memory classifier with `features`/`head` as an extractor (quality.py, tests)."""
+    return Extractor(name, model.eval(), to_model_input, weights_sha256, "none")
+
+
+register_extractor("inception", inception_extractor)
+register_extractor("domain", domain_extractor)

@@ -1,0 +1,243 @@
+"""The FID InceptionV3: the TensorFlow 2015-12-05 graph as ported by pytorch-fid (`pytorch_fid/inception.py`).
+
+Same module names as the weights file `pt_inception-2015-12-05-6726825d.pth` that pytorch-fid and torch-fidelity
+load, so that file loads with `strict=True`. The TF graph differs from torchvision's InceptionV3 in three places,
+all reproduced here (pytorch-fid's FIDInceptionA/C/E_1/E_2): average pools exclude the zero padding, the last
+block max-pools, and the classifier has 1008 outputs. Preprocessing is pytorch-fid's: pixels in [0, 1], bilinear
+resize to 299×299 (`align_corners=False`), then 2x − 1. Parity with torch-fidelity's network and pytorch-fid's
+preprocessing: tests/test_metrics_inception.py.
+"""
+
+import logging
+import os
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from distgan.data.download import sha256_of
+from distgan.errors import DataError
+
+log = logging.getLogger(__name__)
+
+WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"
+WEIGHTS_URL = f"https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/{WEIGHTS_NAME}"
+# torch.hub's convention (the one pytorch-fid's download relies on): the file name carries its sha256 prefix.
+WEIGHTS_SHA256_PREFIX = "6726825d"
+INPUT_SIZE = 299
+NUM_FEATURES = 2048
+NUM_LOGITS = 1008
+
+
+class BasicConv2d(nn.Module):
+    def __init__(self, in_channels: int, out_channels: int, **kwargs):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, bias=False, **kwargs)
+        self.bn = nn.BatchNorm2d(out_channels, eps=0.001)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.bn(self.conv(x)))
+
+
+def _avg_pool_tf(x: torch.Tensor) -> torch.Tensor:
+    # TF's average pool does not count the zero padding (pytorch-fid's patch of torchvision's blocks).
+    return F.avg_pool2d(x, kernel_size=3, stride=1, padding=1, count_include_pad=False)
+
+
+class InceptionA(nn.Module):
+    def __init__(self, in_channels: int, pool_features: int):
+        super().__init__()
+        self.branch1x1 = BasicConv2d(in_channels, 64, kernel_size=1)
+        self.branch5x5_1 = BasicConv2d(in_channels, 48, kernel_size=1)
+        self.branch5x5_2 = BasicConv2d(48, 64, kernel_size=5, padding=2)
+        self.branch3x3dbl_1 = BasicConv2d(in_channels, 64, kernel_size=1)
+        self.branch3x3dbl_2 = BasicConv2d(64, 96, kernel_size=3, padding=1)
+        self.branch3x3dbl_3 = BasicConv2d(96, 96, kernel_size=3, padding=1)
+        self.branch_pool = BasicConv2d(in_channels, pool_features, kernel_size=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        branch5x5 = self.branch5x5_2(self.branch5x5_1(x))
+        branch3x3dbl = self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x)))
+        return torch.cat([self.branch1x1(x), branch5x5, branch3x3dbl, self.branch_pool(_avg_pool_tf(x))], 1)
+
+
+class InceptionB(nn.Module):
+    def __init__(self, in_channels: int):
+        super().__init__()
+        self.branch3x3 = BasicConv2d(in_channels, 384, kernel_size=3, stride=2)
+        self.branch3x3dbl_1 = BasicConv2d(in_channels, 64, kernel_size=1)
+        self.branch3x3dbl_2 = BasicConv2d(64, 96, kernel_size=3, padding=1)
+        self.branch3x3dbl_3 = BasicConv2d(96, 96, kernel_size=3, stride=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        branch3x3dbl = self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x)))
+        return torch.cat([self.branch3x3(x), branch3x3dbl, F.max_pool2d(x, kernel_size=3, stride=2)], 1)
+
+
+class InceptionC(nn.Module):
+    def __init__(self, in_channels: int, channels_7x7: int):
+        super().__init__()
+        c7 = channels_7x7
+        self.branch1x1 = BasicConv2d(in_channels, 192, kernel_size=1)
+        self.branch7x7_1 = BasicConv2d(in_channels, c7, kernel_size=1)
+        self.branch7x7_2 = BasicConv2d(c7, c7, kernel_size=(1, 7), padding=(0, 3))
+        self.branch7x7_3 = BasicConv2d(c7, 192, kernel_size=(7, 1), padding=(3, 0))
+        self.branch7x7dbl_1 = BasicConv2d(in_channels, c7, kernel_size=1)
+        self.branch7x7dbl_2 = BasicConv2d(c7, c7, kernel_size=(7, 1), padding=(3, 0))
+        self.branch7x7dbl_3 = BasicConv2d(c7, c7, kernel_size=(1, 7), padding=(0, 3))
+        self.branch7x7dbl_4 = BasicConv2d(c7, c7, kernel_size=(7, 1), padding=(3, 0))
+        self.branch7x7dbl_5 = BasicConv2d(c7, 192, kernel_size=(1, 7), padding=(0, 3))
+        self.branch_pool = BasicConv2d(in_channels, 192, kernel_size=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        branch7x7 = self.branch7x7_3(self.branch7x7_2(self.branch7x7_1(x)))
+        dbl = x
+        for layer in (self.branch7x7dbl_1, self.branch7x7dbl_2, self.branch7x7dbl_3, self.branch7x7dbl_4):
+            dbl = layer(dbl)
+        dbl = self.branch7x7dbl_5(dbl)
+        return torch.cat([self.branch1x1(x), branch7x7, dbl, self.branch_pool(_avg_pool_tf(x))], 1)
+
+
+class InceptionD(nn.Module):
+    def __init__(self, in_channels: int):
+        super().__init__()
+        self.branch3x3_1 = BasicConv2d(in_channels, 192, kernel_size=1)
+        self.branch3x3_2 = BasicConv2d(192, 320, kernel_size=3, stride=2)
+        self.branch7x7x3_1 = BasicConv2d(in_channels, 192, kernel_size=1)
+        self.branch7x7x3_2 = BasicConv2d(192, 192, kernel_size=(1, 7), padding=(0, 3))
+        self.branch7x7x3_3 = BasicConv2d(192, 192, kernel_size=(7, 1), padding=(3, 0))
+        self.branch7x7x3_4 = BasicConv2d(192, 192, kernel_size=3, stride=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        branch3x3 = self.branch3x3_2(self.branch3x3_1(x))
+        b7 = self.branch7x7x3_4(self.branch7x7x3_3(self.branch7x7x3_2(self.branch7x7x3_1(x))))
+        return torch.cat([branch3x3, b7, F.max_pool2d(x, kernel_size=3, stride=2)], 1)
+
+
+class InceptionE(nn.Module):
+    """pytorch-fid's FIDInceptionE_1 (`pool="avg"`, padding excluded) and FIDInceptionE_2 (`pool="max"`: the TF
+    graph max-pools in its last block, likely a bug upstream that every FID implementation must keep)."""
+
+    def __init__(self, in_channels: int, pool: str):
+        super().__init__()
+        assert pool in ("avg", "max")
+        self.pool = pool
+        self.branch1x1 = BasicConv2d(in_channels, 320, kernel_size=1)
+        self.branch3x3_1 = BasicConv2d(in_channels, 384, kernel_size=1)
+        self.branch3x3_2a = BasicConv2d(384, 384, kernel_size=(1, 3), padding=(0, 1))
+        self.branch3x3_2b = BasicConv2d(384, 384, kernel_size=(3, 1), padding=(1, 0))
+        self.branch3x3dbl_1 = BasicConv2d(in_channels, 448, kernel_size=1)
+        self.branch3x3dbl_2 = BasicConv2d(448, 384, kernel_size=3, padding=1)
+        self.branch3x3dbl_3a = BasicConv2d(384, 384, kernel_size=(1, 3), padding=(0, 1))
+        self.branch3x3dbl_3b = BasicConv2d(384, 384, kernel_size=(3, 1), padding=(1, 0))
+        self.branch_pool = BasicConv2d(in_channels, 192, kernel_size=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b3 = self.branch3x3_1(x)
+        b3 = torch.cat([self.branch3x3_2a(b3), self.branch3x3_2b(b3)], 1)
+        dbl = self.branch3x3dbl_2(self.branch3x3dbl_1(x))
+        dbl = torch.cat([self.branch3x3dbl_3a(dbl), self.branch3x3dbl_3b(dbl)], 1)
+        pooled = _avg_pool_tf(x) if self.pool == "avg" else F.max_pool2d(x, kernel_size=3, stride=1, padding=1)
+        return torch.cat([self.branch1x1(x), b3, dbl, self.branch_pool(pooled)], 1)
+
+
+class FIDInceptionV3(nn.Module):
+    """2048-d pool features (`features`) and 1008-way logits (`head`) of uint8 NHWC images of any size."""
+
+    num_features = NUM_FEATURES
+
+    def __init__(self):
+        super().__init__()
+        self.Conv2d_1a_3x3 = BasicConv2d(3, 32, kernel_size=3, stride=2)
+        self.Conv2d_2a_3x3 = BasicConv2d(32, 32, kernel_size=3)
+        self.Conv2d_2b_3x3 = BasicConv2d(32, 64, kernel_size=3, padding=1)
+        self.Conv2d_3b_1x1 = BasicConv2d(64, 80, kernel_size=1)
+        self.Conv2d_4a_3x3 = BasicConv2d(80, 192, kernel_size=3)
+        self.Mixed_5b = InceptionA(192, pool_features=32)
+        self.Mixed_5c = InceptionA(256, pool_features=64)
+        self.Mixed_5d = InceptionA(288, pool_features=64)
+        self.Mixed_6a = InceptionB(288)
+        self.Mixed_6b = InceptionC(768, channels_7x7=128)
+        self.Mixed_6c = InceptionC(768, channels_7x7=160)
+        self.Mixed_6d = InceptionC(768, channels_7x7=160)
+        self.Mixed_6e = InceptionC(768, channels_7x7=192)
+        self.Mixed_7a = InceptionD(768)
+        self.Mixed_7b = InceptionE(1280, pool="avg")
+        self.Mixed_7c = InceptionE(2048, pool="max")
+        self.fc = nn.Linear(NUM_FEATURES, NUM_LOGITS)
+
+    def prepare(self, images_NHWC: torch.Tensor) -> torch.Tensor:
+        """uint8 (N, H, W, 3) → float32 (N, 3, 299, 299) in [−1, 1], as pytorch-fid's resize_input/normalize_input.
+        Grey images (C = 1) are repeated to three channels."""
+        x = images_NHWC.permute(0, 3, 1, 2).float() / 255
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+        if x.shape[2:] != (INPUT_SIZE, INPUT_SIZE):
+            x = F.interpolate(x, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False)
+        return 2 * x - 1
+
+    def trunk(self, x_NCHW: torch.Tensor) -> torch.Tensor:
+        """The network on prepared input: pool features (N, 2048)."""
+        x = self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(x_NCHW)))
+        x = F.max_pool2d(x, kernel_size=3, stride=2)
+        x = F.max_pool2d(self.Conv2d_4a_3x3(self.Conv2d_3b_1x1(x)), kernel_size=3, stride=2)
+        for block in (self.Mixed_5b, self.Mixed_5c, self.Mixed_5d, self.Mixed_6a, self.Mixed_6b, self.Mixed_6c):
+            x = block(x)
+        for block in (self.Mixed_6d, self.Mixed_6e, self.Mixed_7a, self.Mixed_7b, self.Mixed_7c):
+            x = block(x)
+        return torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
+
+    def features(self, x_NCHW: torch.Tensor) -> torch.Tensor:
+        return self.trunk(x_NCHW)
+
+    def head(self, feats_ND: torch.Tensor) -> torch.Tensor:
+        """1008-way logits (the first output is TF's unused background class, kept as upstream)."""
+        return self.fc(feats_ND)
+
+
+def _check_official(path: Path) -> str:
+    digest = sha256_of(path)
+    if not digest.startswith(WEIGHTS_SHA256_PREFIX):
+        log.warning("%s: sha256 %s… is not the official FID weights (%s…): scores will not match papers",
+                    path, digest[:12], WEIGHTS_SHA256_PREFIX)  # fmt: skip
+    return digest
+
+
+def fetch_weights(cache_dir: Path) -> Path:
+    """The official weights in `cache_dir`, downloaded once and verified by their sha256 prefix (torch.hub's check)."""
+    dest = Path(cache_dir) / WEIGHTS_NAME
+    if dest.is_file() and sha256_of(dest).startswith(WEIGHTS_SHA256_PREFIX):
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.part")
+    try:
+        torch.hub.download_url_to_file(WEIGHTS_URL, str(tmp), hash_prefix=WEIGHTS_SHA256_PREFIX, progress=False)
+        os.replace(tmp, dest)
+    except (OSError, RuntimeError) as err:
+        raise DataError(f"{WEIGHTS_URL}: download failed ({err}); pass --inception-weights PATH instead") from err
+    finally:
+        tmp.unlink(missing_ok=True)
+    return dest
+
+
+def load_inception(weights: Path | None = None, cache_dir: Path | None = None) -> tuple[FIDInceptionV3, str]:
+    """The FID InceptionV3 in eval mode with its weights, and the weights' sha256 (part of every cache key)."""
+    if weights is None:
+        if cache_dir is None:
+            raise DataError("no Inception weights: pass --inception-weights PATH or a cache directory to download to")
+        weights = fetch_weights(cache_dir)
+    weights = Path(weights)
+    if not weights.is_file():
+        raise DataError(f"--inception-weights {weights}: no such file")
+    digest = _check_official(weights)
+    try:
+        state_dict = torch.load(weights, map_location="cpu", weights_only=True)
+    except Exception as err:  # a truncated or foreign file: say which
+        raise DataError(f"--inception-weights {weights}: not a torch state dict ({err})") from err
+    model = FIDInceptionV3()
+    missing, unexpected = model.load_state_dict(state_dict, strict=False)
+    if missing or unexpected:
+        raise DataError(f"--inception-weights {weights}: not the FID InceptionV3 (missing {missing[:3]}, "
+                        f"unexpected {unexpected[:3]})")  # fmt: skip
+    return model.eval().requires_grad_(False), digest

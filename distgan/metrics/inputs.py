@@ -1,0 +1,79 @@
+"""What `distgan metrics --real/--fake` accept, resolved into image sets or statistics, with clear errors.
+
+- a shard directory (manifest.json): its images and labels; cacheable (keyed by the manifest's sha256);
+- an image `.npz` with `x` (N, H, W, C uint8) and optionally `y` (N,) labels (../shared/data's layout);
+- a statistics `.npz` with `mu`, `sigma` (pytorch-fid's layout, or ours): --real only, FID only;
+- a generator checkpoint (`distgan train-gan`'s generator.pt): --fake only; samples are generated on the fly,
+  per rank, never written, one per label of `--like` (default: the real shards).
+"""
+
+from pathlib import Path
+
+import numpy as np
+
+from distgan.data.download import sha256_of
+from distgan.data.shards import manifest_digest, read_manifest, read_shards
+from distgan.errors import ConfigError, DataError
+from distgan.metrics.engine import ImageSet
+from distgan.metrics.extraction import ImageSource
+from distgan.metrics.reference_stats import ReferenceStats, is_stats_file, load_stats
+from distgan.train import distributed
+
+
+def load_images_npz(path: Path) -> ImageSet:
+    """An `.npz` of uint8 NHWC images `x` and optional labels `y`."""
+    with np.load(path, allow_pickle=False) as data:
+        if "x" not in data:
+            raise DataError(f"{path}: an image .npz needs key 'x' (N, H, W, C uint8); found {sorted(data.files)}")
+        images = data["x"]
+        labels = data["y"].astype(np.int64) if "y" in data else None
+    if images.dtype != np.uint8 or images.ndim != 4:
+        raise DataError(f"{path}: 'x' must be uint8 (N, H, W, C) (got {images.dtype} {images.shape})")
+    if labels is not None and labels.shape != (len(images),):
+        raise DataError(f"{path}: 'y' has shape {labels.shape}, expected ({len(images)},)")
+    return ImageSet(ImageSource.from_array(images, labels), digest=sha256_of(path))
+
+
+def load_shard_set(shard_dir: Path) -> ImageSet:
+    """Every image of a shard directory, keyed by its manifest digest."""
+    split = read_shards(shard_dir)
+    return ImageSet(ImageSource.from_array(split.images_NHWC, split.labels_N), manifest_digest(shard_dir),
+                    list(split.class_names))  # fmt: skip
+
+
+def resolve_real(path: Path, flag: str = "--real") -> ImageSet | ReferenceStats:
+    """Shards, image .npz or statistics .npz."""
+    path = Path(path)
+    if path.is_dir():
+        return load_shard_set(path)
+    if not path.is_file():
+        raise DataError(f"{flag} {path}: no such file or shard directory")
+    if path.suffix != ".npz":
+        raise DataError(f"{flag} {path}: expected a shard directory or an .npz (images or mu/sigma statistics)")
+    return load_stats(path) if is_stats_file(path) else load_images_npz(path)
+
+
+def resolve_fake(path: Path, *, like: Path | None, truncation: float, truncation_factor: float, seed: int,
+                 batch_size: int) -> ImageSet:  # fmt: skip
+    """Shards, image .npz, or a generator checkpoint sampled on the fly with the labels of `like`'s shards."""
+    path = Path(path)
+    if path.is_dir() or path.suffix == ".npz":
+        found = resolve_real(path, "--fake")
+        if isinstance(found, ReferenceStats):
+            raise ConfigError(f"--fake {path}: statistics cannot be scored; give images, shards or a generator")
+        return found
+    if not path.is_file():
+        raise DataError(f"--fake {path}: no such file or shard directory")
+    if like is None:
+        raise ConfigError(f"--fake {path}: a generator needs labels to sample; pass --like REAL_SHARDS")
+    from distgan.train.gan import load_generator
+
+    try:
+        generator = load_generator(path).to(distributed.select_device())
+    except Exception as err:  # any unreadable checkpoint: name the file
+        raise DataError(f"--fake {path}: not a generator checkpoint from `distgan train-gan` ({err})") from err
+    labels = read_shards(like).labels_N
+    class_names = read_manifest(like)["class_names"]
+    source = ImageSource.from_generator(generator, labels, truncation=truncation, factor=truncation_factor,
+                                        seed=seed, chunk_size=batch_size)  # fmt: skip
+    return ImageSet(source, digest=None, class_names=class_names)
