@@ -46,6 +46,8 @@ def test_two_workers_equal_one_worker_with_twice_the_batch(ddp_two_workers, tmp_
     assert_same_weights(ddp_two_workers, one_worker, atol=1e-5)
     accumulated = engine_weights(tmp_path, 1, "ddp", 64, 2)  # 2 micro-batches of 32 per step
     assert_same_weights(one_worker, accumulated, atol=1e-5)
+    # DeepSpeed in a torchrun world of one joins the launcher's store (it once hung on a private one).
+    assert_same_weights(one_worker, engine_weights(tmp_path, 1, "deepspeed", 64, 1), atol=1e-5)
 
 
 def test_deepspeed_zero1_equals_ddp(ddp_two_workers, tmp_path):

@@ -54,14 +54,18 @@ def init_from_env() -> None:
 
 
 def ensure_process_group() -> None:
-    """A process group even in a world of one (DeepSpeed needs one): a private loopback TCP store."""
+    """A process group even in a world of one (DeepSpeed needs one)."""
     if is_distributed():
+        return
+    if "MASTER_ADDR" in os.environ and "RANK" in os.environ:
+        # A launcher (torchrun, Ray Train) described the world, possibly with its own store: use it.
+        dist.init_process_group(collective_backend())
         return
     with socket.socket() as probe:  # a free port, so that concurrent single-process runs do not collide
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     dist.init_process_group(collective_backend(), init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
-    for name, value in (("RANK", "0"), ("LOCAL_RANK", "0"), ("WORLD_SIZE", "1")):  # what launchers set
+    for name, value in (("RANK", "0"), ("LOCAL_RANK", "0"), ("WORLD_SIZE", "1")):  # what DeepSpeed reads
         os.environ.setdefault(name, value)
 
 
