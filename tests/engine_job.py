@@ -4,7 +4,6 @@ The model has no BatchNorm, so that world size and batch split are the only diff
 usage: engine_job.py OUT.pt BACKEND GLOBAL_BATCH GRAD_ACCUM_STEPS
 """
 
-import os
 import sys
 
 import torch
@@ -49,7 +48,6 @@ def main(out: str, backend: str, global_batch: int, accum: int) -> None:
     for step in range(NUM_STEPS):
         batch = indices[step * micro * accum : (step + 1) * micro * accum]
         engine.train_step(list(batch.split(micro)), loss_fn)
-    print(f"rank {distributed.rank()} of {world} on node {os.environ.get('GROUP_RANK')}", flush=True)
     if distributed.rank() == 0:
         torch.save(engine.module.state_dict(), out)
 

@@ -3,7 +3,6 @@ of batch splits, and exact resume after SIGKILL in the middle of an epoch."""
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -103,52 +102,6 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted(tmp_path, digits_sha
     final = torch.load(tmp_path / "killed" / "model.pt", weights_only=True)["state_dict"]
     reference = torch.load(tmp_path / "whole" / "model.pt", weights_only=True)["state_dict"]
     assert_same_weights(final, reference, atol=1e-6)
-
-
-def test_two_nodes_over_loopback_form_one_world_and_match_one_node(ddp_two_workers, tmp_path):
-    """Two torchrun agents (two 'nodes' of 2 workers) rendezvous over c10d on 127.0.0.1: world size 4."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    out = tmp_path / "two-nodes.pt"
-    agents = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "torch.distributed.run",
-                "--nnodes",
-                "2",
-                "--nproc-per-node",
-                "2",
-                "--rdzv-backend",
-                "c10d",
-                "--rdzv-endpoint",
-                f"127.0.0.1:{port}",
-                "--rdzv-id",
-                "distgan-test",
-                str(JOB),
-                str(out),
-                "ddp",
-                "64",
-                "1",
-            ],
-            env=ENV,
-            cwd=REPO,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )  # fmt: skip
-        for _ in range(2)
-    ]
-    outputs = [agent.communicate(timeout=300) for agent in agents]
-    for agent, (_, stderr) in zip(agents, outputs, strict=True):
-        assert agent.returncode == 0, stderr[-3000:]
-    lines = [line for stdout, _ in outputs for line in stdout.splitlines() if line.startswith("rank ")]
-    assert sorted(int(line.split()[1]) for line in lines) == [0, 1, 2, 3]
-    assert all(line.split()[3] == "4" for line in lines)
-    assert {line.split()[-1] for line in lines} == {"0", "1"}  # both agents' nodes took part
-    assert_same_weights(torch.load(out, weights_only=True), ddp_two_workers, atol=1e-5)
 
 
 def _worker_pids_of_rank(marker: str, rank: str) -> list[int]:
