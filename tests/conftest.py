@@ -17,6 +17,15 @@ class _Placeholder:
         return {}
 
 
+def restore_modules(saved: dict) -> None:
+    """Put back the sys.modules entries that a placeholder replaced (None: there was none)."""
+    for name, original in saved.items():
+        if original is None:
+            sys.modules.pop(name, None)
+        else:
+            sys.modules[name] = original
+
+
 def load_reference_function(package: str, relative_file: str, function: str, placeholders: tuple[str, ...]):
     """A function from an installed peer package's source file (pytorch-fid, torch-fidelity).
 
@@ -38,9 +47,5 @@ def load_reference_function(package: str, relative_file: str, function: str, pla
         module = importlib.util.module_from_spec(module_spec)
         module_spec.loader.exec_module(module)
     finally:
-        for name, original in saved.items():
-            if original is None:
-                sys.modules.pop(name, None)
-            else:
-                sys.modules[name] = original
+        restore_modules(saved)
     return getattr(module, function)

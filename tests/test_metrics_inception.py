@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import REPO
+from conftest import REPO, restore_modules
 
 from distgan.errors import DataError
 from distgan.metrics.inception import FIDInceptionV3, load_inception
@@ -44,11 +44,7 @@ def _import_isolated(package: str, submodule: str, fakes: dict) -> types.ModuleT
         sys.modules.update(fakes)
         module = importlib.import_module(f"{package}.{submodule}")
     finally:
-        for name, original in saved.items():
-            if original is None:
-                sys.modules.pop(name, None)
-            else:
-                sys.modules[name] = original
+        restore_modules(saved)
     return module
 
 
