@@ -19,6 +19,8 @@ from distgan.data.writer import ShardOptions, write_array_shards
 from distgan.errors import ConfigError, DistganError
 from distgan.metrics.extractors import EXTRACTORS
 from distgan.models.truncation import sample_images
+from distgan.profiling.cli import add_profile_parser
+from distgan.slurm import add_slurm_parser
 from distgan.train import distributed
 from distgan.train.gan import load_generator
 
@@ -234,6 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = stages.add_parser("report", help="rebuild report.md/csv and figures from a sweep's result.json files")
     p.add_argument("sweep_dir", type=Path)
     p.set_defaults(run=report_stage)
+
+    add_profile_parser(stages)  # distgan/profiling/cli.py: exits with the profiled command's exit code
+    add_slurm_parser(stages)  # distgan/slurm.py: prints the rendered script (no JSON line)
     return parser
 
 

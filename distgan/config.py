@@ -16,6 +16,13 @@ from distgan.errors import ConfigError
 from distgan.train.schedules import parse_d_steps_schedule
 
 PAPER_TRUNCATIONS = (0.2, 0.42, 0.5, 0.6, 0.8, 1.0, 1.5, 2.0)  # Ravuri & Vinyals (2019), Table 1
+# What the gan space's ASHA can rank trials by, and in which direction.
+SCHEDULER_METRICS = {
+    "fid": "min",
+    "inception_score_mean": "max",
+    "gan_test_accuracy": "max",
+    "gan_train_accuracy": "max",
+}
 
 
 def _require(condition: bool, flag: str, rule: str, value: object) -> None:
@@ -72,10 +79,12 @@ class SampleConfig:
     """Sampling the generator: latents from a truncated normal."""
 
     truncation_factor: float = 2.0  # entries of z outside [-factor·τ, factor·τ] are resampled (paper's footnote)
+    truncation: float = 1.0  # τ of the spaces that do not sweep it (gan, gan-test)
     seed: int = 0
 
     def __post_init__(self) -> None:
         _require(self.truncation_factor > 0, "sample.truncation-factor", "> 0", self.truncation_factor)
+        _require(self.truncation > 0, "sample.truncation", "> 0", self.truncation)
 
 
 @dataclass(kw_only=True)
@@ -94,6 +103,12 @@ class ClassifierConfig:
     crop_padding: int = 2  # random-crop augmentation: pad by this many pixels, crop back
     horizontal_flip: bool = False  # off for digits, whose mirror images are other glyphs
     seed: int = 0
+    # How the training (and test) shards are read, docs/data.md: "memory" decodes them all into RAM,
+    # "stream" reads them through data.loader.make_loader each epoch, "auto" streams when the decoded
+    # set would pass train.batches.MEMORY_CAP_GIB per rank.
+    loader: str = "auto"
+    loader_backend: str = "auto"  # streaming decoder: "dali", "pil" (webdataset+PIL), "auto": DALI if installed
+    loader_workers: int = 2  # streaming: DALI threads or DataLoader worker processes per rank
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "reference_batch_size"):
@@ -109,6 +124,15 @@ class ClassifierConfig:
             self.decay_epoch_fractions,
         )
         _require(self.crop_padding >= 0, "classifier.crop-padding", "≥ 0", self.crop_padding)
+        loaders = ("auto", "memory", "stream")
+        _require(self.loader in loaders, "classifier.loader", "'auto', 'memory' or 'stream'", self.loader)
+        _require(
+            self.loader_backend in ("auto", "dali", "pil"),
+            "classifier.loader-backend",
+            "'auto', 'dali' or 'pil'",
+            self.loader_backend,
+        )
+        _require(self.loader_workers >= 0, "classifier.loader-workers", "≥ 0", self.loader_workers)
 
 
 @dataclass(kw_only=True)
@@ -155,12 +179,18 @@ class SweepConfig:
     space: str = "replacement"  # registered space (tune/spaces.py)
     results_dir: Path = Path("results")
     address: str | None = None  # Ray cluster address; None starts Ray on this machine
-    workers: int = 2  # data-parallel workers per trial (Ray Train TorchTrainer)
+    workers_per_trial: int = 2  # data-parallel workers of each trial's jobs (Ray Train TorchTrainer)
     cpus_per_worker: float = 0.5  # below 1 so that a trial fits on 2 CPUs beside its driver
-    use_gpu: bool = False  # one GPU per worker; NCCL and DALI's mixed decoder follow from it
+    gpus_per_worker: float = 0.0  # > 0: NCCL, bf16 autocast and DALI's mixed decoder follow from it
     max_concurrent_trials: int = 0  # 0: as many as the cluster's resources allow
-    truncations: tuple[float, ...] = PAPER_TRUNCATIONS
+    max_failures: int = 1  # retries of a failed trial; it resumes from its last checkpoint
+    truncations: tuple[float, ...] = PAPER_TRUNCATIONS  # replacement and augmentation spaces
+    fractions: tuple[float, ...] = (0.25, 0.5, 1.0)  # augmentation: extra generated images, × real count
     include_real: bool = True  # add the real-data row (the classifier trained on real images)
+    num_samples: int = 8  # gan space: hyperparameter draws
+    scheduler_metric: str = "fid"  # gan space: ASHA's metric (fid, inception_score_mean, gan_test/train_accuracy)
+    rungs: int = 3  # gan space: evaluations per trial, evenly over its GAN iterations (ASHA's rungs)
+    generator_seeds: tuple[int, ...] = (0, 1, 2)  # gan-test space: one generator per GAN seed
     data: DataConfig = field(default_factory=DataConfig)
     gan: GanConfig = field(default_factory=GanConfig)
     sample: SampleConfig = field(default_factory=SampleConfig)
@@ -170,11 +200,28 @@ class SweepConfig:
 
     def __post_init__(self) -> None:
         _require(bool(self.name) and "/" not in self.name, "name", "a non-empty name without '/'", self.name)
-        _require(self.workers >= 1, "workers", "≥ 1", self.workers)
+        _require(self.workers_per_trial >= 1, "workers-per-trial", "≥ 1", self.workers_per_trial)
         _require(self.cpus_per_worker > 0, "cpus-per-worker", "> 0", self.cpus_per_worker)
+        _require(self.gpus_per_worker >= 0, "gpus-per-worker", "≥ 0", self.gpus_per_worker)
         _require(self.max_concurrent_trials >= 0, "max-concurrent-trials", "≥ 0", self.max_concurrent_trials)
+        _require(self.max_failures >= 0, "max-failures", "≥ 0", self.max_failures)
         for tau in self.truncations:
             _require(tau > 0, "truncations", "a list of truncations > 0", tau)
+        for fraction in self.fractions:
+            _require(fraction > 0, "fractions", "a list of fractions > 0", fraction)
+        _require(self.num_samples >= 1, "num-samples", "≥ 1", self.num_samples)
+        _require(
+            self.scheduler_metric in SCHEDULER_METRICS,
+            "scheduler-metric",
+            f"one of {sorted(SCHEDULER_METRICS)}",
+            self.scheduler_metric,
+        )
+        _require(1 <= self.rungs <= self.gan.iterations, "rungs", "in [1, gan.iterations]", self.rungs)
+        _require(len(self.generator_seeds) >= 1, "generator-seeds", "a non-empty list", self.generator_seeds)
+
+    @property
+    def use_gpu(self) -> bool:
+        return self.gpus_per_worker > 0
 
     @property
     def out_dir(self) -> Path:

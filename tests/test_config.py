@@ -33,7 +33,7 @@ def test_overrides_convert_types_and_nest():
         ({"gan.nope": "1"}, r"unknown config key 'gan.nope'"),
         ({"data.image-size": "2"}, r"--data.image-size must be in \[4, 1024\]"),
         ({"classifier.warmup-epochs": "50", "classifier.epochs": "10"}, r"--classifier.warmup-epochs"),
-        ({"use-gpu": "maybe"}, r"--use-gpu must be true or false"),
+        ({"include-real": "maybe"}, r"--include-real must be true or false"),
     ],
 )
 def test_bad_values_raise_config_error_naming_the_flag(overrides, message):

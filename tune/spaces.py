@@ -1,17 +1,25 @@
-"""Sweep spaces: one readable declaration each, registered by name (the choices of `--space`)."""
+"""Sweep spaces: one readable declaration each, registered by name (the choices of `--space`), and
+custom spaces from a YAML file (`--space my_space.yaml`, format in docs/sweeps.md)."""
 
 from collections.abc import Callable
+from pathlib import Path
 
+import yaml
 from ray import tune
+from ray.tune.schedulers import ASHAScheduler
 
-from distgan.config import SweepConfig
+from distgan.config import SCHEDULER_METRICS, GanConfig, SweepConfig, with_overrides
+from distgan.errors import ConfigError
+from distgan.experiments.gan_search import rung_ends
+from distgan.experiments.sweep import SweepSpace
+from distgan.experiments.trial import EXPERIMENTS
 
-Space = Callable[[SweepConfig], dict]
-SPACES: dict[str, Space] = {}
+SpaceFn = Callable[[SweepConfig], SweepSpace]
+SPACES: dict[str, SpaceFn] = {}
 
 
-def register_space(name: str) -> Callable[[Space], Space]:
-    def add(space: Space) -> Space:
+def register_space(name: str) -> Callable[[SpaceFn], SpaceFn]:
+    def add(space: SpaceFn) -> SpaceFn:
         if name in SPACES:
             raise ValueError(f"space {name!r} is registered twice")
         SPACES[name] = space
@@ -20,10 +28,139 @@ def register_space(name: str) -> Callable[[Space], Space]:
     return add
 
 
+REAL_ROW = {"truncation": None}
+
+
 @register_space("replacement")
-def replacement(cfg: SweepConfig) -> dict:
+def replacement(cfg: SweepConfig) -> SweepSpace:
     """Ravuri & Vinyals Table 1: a classifier per truncation τ trained on generated data, plus the real row."""
-    points = [{"truncation": tau} for tau in cfg.truncations]
-    if cfg.include_real:
-        points.insert(0, {"truncation": None})
-    return {"trial": tune.grid_search(points)}
+    points = [REAL_ROW] * cfg.include_real + [{"truncation": tau} for tau in cfg.truncations]
+    return SweepSpace(experiment="replacement", param_space={"point": tune.grid_search(points)})
+
+
+@register_space("augmentation")
+def augmentation(cfg: SweepConfig) -> SweepSpace:
+    """Ravuri & Vinyals Table 2 / Figure 2: real data plus a fraction of generated data, per τ × fraction."""
+    points = [REAL_ROW | {"fraction": 0.0}] * cfg.include_real + [
+        {"truncation": tau, "fraction": fraction} for tau in cfg.truncations for fraction in cfg.fractions
+    ]
+    return SweepSpace(experiment="augmentation", param_space={"point": tune.grid_search(points)})
+
+
+@register_space("gan")
+def gan_hyperparameters(cfg: SweepConfig) -> SweepSpace:
+    """The GAN's hyperparameters, each draw a GAN trained and scored (IS, FID, GAN-test, GAN-train) at
+    cfg.sample.truncation; ASHA stops the worse half at each rung of cfg.metric."""
+    iterations = cfg.gan.iterations
+    half, quarter = iterations // 2, iterations // 4
+    schedules = ["1", "3", "5", f"5,2@{half}", f"5,4@{quarter},3@{half},2@{half + quarter}"]  # constant; 5→2; 5→4→3→2
+    gan = {
+        "lr_d": tune.loguniform(5e-5, 1e-3),
+        "lr_g": tune.loguniform(5e-5, 1e-3),
+        "batch_size": tune.choice([32, 64, 128]),
+        "iterations": tune.choice([half, iterations]),
+        "d_steps_schedule": tune.choice(schedules),
+    }
+    return SweepSpace(
+        experiment="gan",
+        param_space={"point": {"truncation": cfg.sample.truncation}, "gan": gan},
+        num_samples=cfg.num_samples,
+        scheduler=gan_asha(cfg, max_iterations=iterations, min_iterations=half),
+        search_seed=cfg.gan.seed,
+    )
+
+
+@register_space("gan-test")
+def gan_test(cfg: SweepConfig) -> SweepSpace:
+    """Shmelkov et al.: GAN-test and GAN-train of a generator per GAN seed, at cfg.sample.truncation."""
+    seeds = tune.grid_search(list(cfg.generator_seeds))
+    return SweepSpace(
+        experiment="gan-test", param_space={"point": {"truncation": cfg.sample.truncation}, "gan": {"seed": seeds}}
+    )
+
+
+def gan_asha(cfg: SweepConfig, *, max_iterations: int, min_iterations: int) -> ASHAScheduler:
+    """ASHA over G iterations: rungs at the first evaluation of the shortest trials, then ×2."""
+    return ASHAScheduler(
+        time_attr="gan_iterations",
+        metric=cfg.scheduler_metric,
+        mode=SCHEDULER_METRICS[cfg.scheduler_metric],
+        max_t=max_iterations,
+        grace_period=rung_ends(min_iterations, cfg.rungs)[0],
+        reduction_factor=2,
+    )
+
+
+DISTRIBUTIONS = {
+    "choice": tune.choice,
+    "grid": tune.grid_search,
+    "loguniform": lambda bounds: tune.loguniform(*bounds),
+    "uniform": lambda bounds: tune.uniform(*bounds),
+}
+
+
+def _gan_parameter(name: str, value: object, path: Path) -> object:
+    """A YAML GAN entry: a constant, a list (grid), or {choice|grid|loguniform|uniform: [...]}."""
+    if isinstance(value, list):
+        return tune.grid_search(value)
+    if isinstance(value, dict):
+        if len(value) != 1 or next(iter(value)) not in DISTRIBUTIONS:
+            raise ConfigError(f"{path}: gan.{name} must be a value, a list or one of {sorted(DISTRIBUTIONS)}")
+        kind, arguments = next(iter(value.items()))
+        return DISTRIBUTIONS[kind](arguments)
+    return value
+
+
+def load_space_file(path: Path, cfg: SweepConfig) -> tuple[SweepConfig, SweepSpace]:
+    """A custom space from YAML: experiment, and any of truncations, fractions, include_real, num_samples
+    (which set those config fields) and gan (values, lists for grids, or distributions)."""
+    if not path.is_file():
+        raise ConfigError(f"--space: {path} not found")
+    spec = yaml.safe_load(path.read_text()) or {}
+    known = {"experiment", "truncations", "fractions", "include_real", "gan", "num_samples"}
+    if unknown := sorted(set(spec) - known):
+        raise ConfigError(f"{path}: unknown key(s) {unknown}; known: {sorted(known)}")
+    experiment = spec.get("experiment")
+    if experiment not in EXPERIMENTS:
+        raise ConfigError(f"{path}: experiment must be one of {list(EXPERIMENTS)} (got {experiment!r})")
+    overrides = {key: spec[key] for key in ("truncations", "fractions", "include_real", "num_samples") if key in spec}
+    cfg = with_overrides(cfg, overrides)
+    gan = spec.get("gan") or {}
+    unknown_gan = sorted(set(gan) - set(GanConfig.__dataclass_fields__))
+    if unknown_gan:
+        raise ConfigError(f"{path}: unknown gan field(s) {unknown_gan}")
+    builtin = SPACES[experiment](cfg)
+    param_space = dict(builtin.param_space)
+    scheduler = builtin.scheduler
+    if gan:
+        param_space["gan"] = {name: _gan_parameter(name, value, path) for name, value in gan.items()}
+        if experiment == "gan":  # ASHA's rungs follow this space's iterations
+            iterations = _iteration_values(param_space["gan"].get("iterations", cfg.gan.iterations))
+            scheduler = gan_asha(cfg, max_iterations=max(iterations), min_iterations=min(iterations))
+    return cfg, SweepSpace(
+        experiment=experiment,
+        param_space=param_space,
+        num_samples=builtin.num_samples,
+        scheduler=scheduler,
+        search_seed=builtin.search_seed,
+    )
+
+
+def _iteration_values(parameter: object) -> list[int]:
+    """The G iteration counts a space's `iterations` entry can take (a value, a grid or a choice)."""
+    if isinstance(parameter, dict) and "grid_search" in parameter:
+        return list(parameter["grid_search"])
+    if hasattr(parameter, "categories"):
+        return list(parameter.categories)
+    if isinstance(parameter, int):
+        return [parameter]
+    raise ConfigError(f"gan.iterations must be a value, a list or a choice (got {parameter!r})")
+
+
+def resolve_space(cfg: SweepConfig) -> tuple[SweepConfig, SweepSpace]:
+    """cfg.space: a registered name, or a YAML file of a custom space (which may set config fields)."""
+    if cfg.space in SPACES:
+        return cfg, SPACES[cfg.space](cfg)
+    if cfg.space.endswith((".yaml", ".yml")):
+        return load_space_file(Path(cfg.space), cfg)
+    raise ConfigError(f"--space: unknown space {cfg.space!r}; choose from {sorted(SPACES)} or give a YAML file")

@@ -1,4 +1,5 @@
-"""Figures of a sweep: per-class accuracy real vs best τ (the paper's Figure 1), IS/FID vs Top-1 error."""
+"""Figures of a sweep: per-class accuracy real vs best τ (the paper's Figure 1), IS/FID vs Top-1 error,
+Top-1 accuracy against the fraction of extra generated data (the paper's Figure 2), sample grids."""
 
 from pathlib import Path
 
@@ -9,18 +10,20 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from distgan.analysis.results import is_number  # noqa: E402
 
-def _save(fig, path: Path) -> None:
+
+def save_figure(fig, path: Path) -> None:
+    """Write a figure as PNG atomically (temporary name, then rename) and close it."""
     tmp = path.with_name(f".{path.stem}.tmp.png")
     fig.savefig(tmp, dpi=120, bbox_inches="tight")
     plt.close(fig)
     tmp.replace(path)
 
 
-def per_class_accuracy_figure(results: list[dict], best_truncation: float, path: Path) -> None:
+def per_class_accuracy_figure(real: dict, best: dict, path: Path) -> None:
     """Grouped bars: per-class test accuracy of the classifier trained on real vs on the best τ."""
-    real = next(r for r in results if r["training_set"] == "real")
-    best = next(r for r in results if r["truncation"] == best_truncation)
+    best_truncation = best["truncation"]
     names = real["class_names"]
     x = np.arange(len(names))
     fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(names)), 3.5))
@@ -31,12 +34,18 @@ def per_class_accuracy_figure(results: list[dict], best_truncation: float, path:
     ax.set_ylim(0, 1.05)
     ax.set_title("Per-class accuracy on the real test split")
     ax.legend(loc="lower right")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def metrics_vs_error_figure(results: list[dict], path: Path) -> None:
-    """IS and FID of each synthetic set against the Top-1 error of its classifier, points labelled by τ."""
-    synthetic = [r for r in results if r["training_set"] == "synthetic"]
+    """IS and FID of each synthetic set against the Top-1 error of its classifier, points labelled by τ
+    (the synthetic rows of `results` with all three numbers)."""
+    synthetic = [
+        r
+        for r in results
+        if r["training_set"] == "synthetic"
+        and all(is_number(r[key]) for key in ("top1_error", "inception_score_mean", "fid"))
+    ]
     error = [r["top1_error"] for r in synthetic]
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
     for ax, key, label in ((axes[0], "inception_score_mean", "Inception Score"), (axes[1], "fid", "FID")):
@@ -47,7 +56,31 @@ def metrics_vs_error_figure(results: list[dict], path: Path) -> None:
         ax.set_xlabel(label)
         ax.set_ylabel("Top-1 error (real test split)")
     fig.suptitle("Sample metrics against classification error of generated training data")
-    _save(fig, path)
+    save_figure(fig, path)
+
+
+def augmentation_figure(rows: list[dict]):
+    """Ravuri & Vinyals (2019) Figure 2: Top-1 accuracy (%) against the fraction of extra generated images,
+    one line per τ, the real-only classifier as a horizontal dashed line. `rows`: `augmentation_rows`.
+    Returns the figure (unsaved) so that callers and tests can inspect its lines."""
+    fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
+    real = [row for row in rows if row["training_set"] == "real" and is_number(row["top1_error"])]
+    if real:
+        ax.axhline(100 * (1 - real[0]["top1_error"]), color="black", linestyle="--", label="real data only")
+    truncations = sorted({row["truncation"] for row in rows if row["training_set"] != "real"})
+    for tau in truncations:
+        points = sorted(
+            (row["synthetic_fraction"], 100 * (1 - row["top1_error"]))
+            for row in rows
+            if row["training_set"] != "real" and row["truncation"] == tau and is_number(row["top1_error"])
+        )
+        if points:
+            ax.plot(*zip(*points, strict=True), marker="o", label=f"τ = {tau:g}")
+    ax.set_xlabel("extra generated images (fraction of the real training set)")
+    ax.set_ylabel("Top-1 accuracy (%) on the real test split")
+    ax.set_title("Real training data augmented with generated data")
+    ax.legend(loc="best", fontsize=8)
+    return fig
 
 
 def sample_grid(images_NHWC: np.ndarray, labels_N: np.ndarray, path: Path, per_class: int = 8, scale: int = 4) -> None:

@@ -1,119 +1,165 @@
-"""`report.md`, `report.csv` and figures of a sweep, rebuilt from its trials' result.json alone."""
+"""`report.md`, `report.csv`, `correlations.json` and the PNG figures of a results directory, rebuilt from
+its trials' result.json alone. Sections appear only for the experiments present."""
 
 import csv
 import io
-import math
+import json
 import os
 from pathlib import Path
 
-from distgan.analysis.figures import metrics_vs_error_figure, per_class_accuracy_figure
-from distgan.analysis.tables import class_analysis, correlations, load_results, table_rows
+from distgan.analysis import markdown as md
+from distgan.analysis.correlations import CONFIDENCE_LEVEL, N_RESAMPLES, correlations, correlations_document
+from distgan.analysis.figures import (
+    augmentation_figure,
+    metrics_vs_error_figure,
+    per_class_accuracy_figure,
+    save_figure,
+)
+from distgan.analysis.results import load_results, of_experiment, trials_without_result
+from distgan.analysis.tables import augmentation_rows, class_analysis, gan_rows, table_rows
+from distgan.analysis.utilisation import utilisation_section
 
+SAMPLES_NAME = "samples.png"
+FIGURE_ORDER = ("per_class_accuracy.png", "metrics_vs_error.png", "augmentation.png")
+GAN_KEYS = ("lr_d", "lr_g", "batch_size", "iterations", "d_steps_schedule", "seed")
 CSV_COLUMNS = (
+    "experiment",
+    "trial",
     "training_set",
     "truncation",
+    "synthetic_fraction",
     "top5_error",
     "top1_error",
     "inception_score_mean",
     "inception_score_std",
     "fid",
+    "kid_mean",
     "gan_test_accuracy",
+    "gan_train_accuracy",
+    *(f"gan_{key}" for key in GAN_KEYS),
+    "gan_iterations_done",
+    "stopped_early",
 )
-
-
-def _fmt(value, digits: int = 2) -> str:
-    if value is None:
-        return "–"
-    return "nan" if isinstance(value, float) and math.isnan(value) else f"{value:.{digits}f}"
-
-
-def markdown_table(rows: list[dict]) -> str:
-    """Table 1 as Markdown; errors in %."""
-    lines = [
-        "| Training set | Truncation | Top-5 error (%) | Top-1 error (%) | IS | FID | GAN-test acc. (%) |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for row in rows:
-        lines.append(
-            f"| {row['training_set']} | {_fmt(row['truncation'])} | {_fmt(100 * row['top5_error'])} "
-            f"| {_fmt(100 * row['top1_error'])} | {_fmt(row['inception_score_mean'])} ± "
-            f"{_fmt(row['inception_score_std'])} | {_fmt(row['fid'])} | {_fmt(100 * row['gan_test_accuracy'])} |"
-        )
-    return "\n".join(lines)
 
 
 def _write_text_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     tmp.write_text(text)
-    tmp.replace(path)
+    os.replace(tmp, path)
 
 
-def _csv_text(rows: list[dict]) -> str:
+def csv_row(result: dict) -> dict:
+    """One report.csv row of a result: its numbers, and the generator's hyperparameters as gan_* columns."""
+    gan = result["gan"] if isinstance(result["gan"], dict) else {}
+    row = {key: result[key] for key in CSV_COLUMNS if key in result}
+    row |= {f"gan_{key}": gan.get(key) for key in GAN_KEYS}
+    return row
+
+
+def _csv_text(results: list[dict]) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows([{key: row[key] for key in CSV_COLUMNS} for row in rows])
+    writer.writerows(csv_row(r) for r in results)
     return buffer.getvalue()
 
 
-def build_report(sweep_dir: Path) -> Path:
-    """Write report.md, report.csv and the PNG figures into sweep_dir; returns report.md's path."""
-    sweep_dir = Path(sweep_dir)
-    results = load_results(sweep_dir)
-    rows = table_rows(results)
-    corr = correlations(results)
-    classes = class_analysis(results)
+def _header(results: list[dict]) -> list[str]:
     first = results[0]
-    sections = [
-        f"# Sweep `{first['sweep']}` — {first['space']}",
-        f"{len(results)} trials; classifier `{first['config']['classifier']['arch']}`, "
-        f"{first['config']['classifier']['epochs']} epochs, {first['workers']} data-parallel workers each; "
-        f"dataset `{first['config']['data']['source']}` at {first['config']['data']['image_size']} px; "
-        f"tested on the real test split ({first['num_test_samples']} images).",
-        "## Table 1: classification on generated data",
-        markdown_table(rows),
-        f"IS and FID features: {first['feature_extractor']}. FID is against the real training split; "
+    cfg = first["config"]
+    sweeps = sorted({r["sweep"] for r in results})
+    experiments = list(dict.fromkeys(r["experiment"] for r in results))
+    workers = f", {first['workers']} data-parallel workers each" if first["workers"] else ""
+    tested = f" ({first['num_test_samples']} images)" if first["num_test_samples"] else ""
+    return [
+        f"# Sweep `{'`, `'.join(sweeps)}` — {', '.join(experiments)}",
+        f"{len(results)} trials; classifier `{cfg['classifier']['arch']}`, {cfg['classifier']['epochs']} epochs"
+        f"{workers}; dataset `{cfg['data']['source']}` at {cfg['data']['image_size']} px; "
+        f"tested on the real test split{tested}.",
+    ]
+
+
+def _replacement_sections(results: list[dict], first: dict) -> list[str]:
+    factor = first["config"]["sample"]["truncation_factor"]
+    return [
+        "## Table 1: classification on generated data (replacement)",
+        md.table1(table_rows(results)),
+        f"IS and FID features: {first['feature_extractor'] or 'not recorded'}. FID is against the real training split; "
         "the real row's FID is that of the real test split. GAN-test: that same real-data classifier's "
         "accuracy on the training set of the row (the real row: on the real test split). "
-        "Truncation τ resamples latent entries outside "
-        f"[−{first['config']['sample']['truncation_factor']:g}τ, {first['config']['sample']['truncation_factor']:g}τ].",
-        "## Correlation of Top-1 error with sample metrics (synthetic rows)",
-        "| Metric | Pearson r (p) | Spearman ρ (p) |\n| --- | ---: | ---: |",
+        f"Truncation τ resamples latent entries outside [−{factor:g}τ, {factor:g}τ].",
     ]
-    for metric, label in (("fid", "FID"), ("inception_score_mean", "IS")):
-        p, s = corr[f"pearson_top1_error_vs_{metric}"], corr[f"spearman_top1_error_vs_{metric}"]
-        sections[-1] += (
-            f"\n| {label} | {_fmt(p['r'])} ({_fmt(p['p_value'], 3)}) | {_fmt(s['r'])} ({_fmt(s['p_value'], 3)}) |"
-        )
-    if math.isnan(corr["pearson_top1_error_vs_fid"]["r"]):
-        sections.append("(nan: a correlation needs at least 3 synthetic rows whose values vary.)")
-    figures = ["metrics_vs_error.png"]
+
+
+def build_report(sweep_dir: Path, *, extra_sections: list[str | None] | None = None) -> Path:
+    """Write report.md, report.csv, correlations.json and the PNG figures into sweep_dir from its
+    trials/*/result.json alone; returns report.md's path. The "## Utilisation" section (trials' profile.csv)
+    comes last when a trial was profiled; `extra_sections`: more Markdown sections after it (None: skipped)."""
+    sweep_dir = Path(sweep_dir)
+    results = load_results(sweep_dir)
+    sections = _header(results)
+    figures = []
+    replacement = of_experiment(results, "replacement")
+    if replacement:
+        sections += _replacement_sections(results, replacement[0])
+    augmentation = augmentation_rows(results)
+    if augmentation:
+        sections += [
+            "## Augmentation: real data plus generated data (Table 2)",
+            md.augmentation_table(augmentation),
+            "Fraction: extra generated images as a fraction of the real training set (0: the real row). "
+            "Gain: Top-1 accuracy minus that of the real row, in percentage points.",
+        ]
+        if any(row["training_set"] != "real" for row in augmentation):
+            save_figure(augmentation_figure(augmentation), sweep_dir / "augmentation.png")
+            figures.append("augmentation.png")
+    gan = gan_rows(results)
+    if gan:
+        sections += [
+            "## GANs: hyperparameters, sample metrics, GAN-train and GAN-test",
+            md.gan_table(gan),
+            "GAN-train: a classifier trained on the generator's images only, tested on real test images; "
+            "GAN-test: a classifier trained on real images, tested on the generator's images (Shmelkov et "
+            "al. 2018). Sorted by FID. Trials stopped early (ASHA) were not trained to the end.",
+        ]
+    entries = correlations(results)
+    if entries:
+        sections += [
+            "## Correlations of sample metrics with accuracy",
+            md.correlation_table(entries),
+            "Generated-data rows of each experiment where both values exist (pairs never measured in an "
+            "experiment, e.g. GAN-train under augmentation, are left out). r (p-value) "
+            f"[{100 * CONFIDENCE_LEVEL:g} % paired bootstrap interval, {N_RESAMPLES} resamples, fixed seed]; "
+            "nan where undefined (the note says why). Numbers: correlations.json.",
+        ]
+    classes = class_analysis(results)
     if classes:
-        lines = [f"Best truncation (lowest Top-1 error): τ = {classes['best_truncation']:g}."]
-        for drop in classes.get("largest_drops", []):
-            lines.append(
-                f"- class `{drop['class']}`: {100 * drop['real_accuracy']:.1f} % (real) → "
-                f"{100 * drop['synthetic_accuracy']:.1f} % (generated), drop {100 * drop['drop']:.1f} points"
-            )
-        zero = ", ".join(f"`{z['class']}` (τ = {z['truncation']:g})" for z in classes["zero_accuracy"])
-        lines.append(f"\nClasses at 0 % accuracy: {zero or 'none'}.")
-        sections.append("## Per-class accuracy\n\n" + "\n".join(lines))
+        sections.append(md.class_section(classes))
         if "largest_drops" in classes:
-            per_class_accuracy_figure(results, classes["best_truncation"], sweep_dir / "per_class_accuracy.png")
-            figures.insert(0, "per_class_accuracy.png")
-    if any(r["training_set"] == "synthetic" for r in results):
-        metrics_vs_error_figure(results, sweep_dir / "metrics_vs_error.png")
+            real = next(r for r in replacement if r["training_set"] == "real" and r["per_class_accuracy"])
+            best = next(r for r in replacement if r["trial"] == classes["best_trial"])
+            per_class_accuracy_figure(real, best, sweep_dir / "per_class_accuracy.png")
+            figures.append("per_class_accuracy.png")
+    if any(r["training_set"] == "synthetic" for r in replacement):
+        metrics_vs_error_figure(replacement, sweep_dir / "metrics_vs_error.png")
+        figures.append("metrics_vs_error.png")
+    if figures:
+        figures.sort(key=FIGURE_ORDER.index)  # the paper's order: Figure 1, metrics vs error, Figure 2
         sections.append("## Figures\n" + "\n".join(f"![{name}]({name})" for name in figures))
-        samples = [r["trial"] for r in results if (sweep_dir / "trials" / r["trial"] / "samples.png").is_file()]
-        if samples:
-            sections.append(
-                "## Samples (one row per class)\n"
-                + "\n".join(
-                    f"- τ = {r['truncation']:g}: ![{r['trial']}](trials/{r['trial']}/samples.png)"
-                    for r in results
-                    if r["trial"] in samples
-                )
-            )
-    _write_text_atomic(sweep_dir / "report.csv", _csv_text(rows))
+    samples = [r for r in results if (sweep_dir / "trials" / r["trial"] / SAMPLES_NAME).is_file()]
+    if samples:
+        sections.append(
+            "## Samples (one row per class)\n"
+            + "\n".join(f"- {md.trial_label(r)}: ![{r['trial']}](trials/{r['trial']}/{SAMPLES_NAME})" for r in samples)
+        )
+    unfinished = trials_without_result(sweep_dir)
+    if unfinished:
+        sections.append(
+            "## Trials without a result\n"
+            f"No result.json (failed, stopped before writing, or still running): {', '.join(unfinished)}."
+        )
+    sections += [s for s in (utilisation_section(sweep_dir), *(extra_sections or [])) if s]
+    _write_text_atomic(sweep_dir / "report.csv", _csv_text(results))
+    _write_text_atomic(sweep_dir / "correlations.json", json.dumps(correlations_document(entries), indent=2) + "\n")
     _write_text_atomic(sweep_dir / "report.md", "\n\n".join(sections) + "\n")
     return sweep_dir / "report.md"

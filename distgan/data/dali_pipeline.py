@@ -44,8 +44,13 @@ def build_pipeline(
     seed,
     shuffle,
     shards,
+    checkpoint: str | None = None,
 ):
-    """The DALI pipeline (built, not yet run) for one rank of a shard directory."""
+    """The DALI pipeline (built, not yet run) for one rank of a shard directory.
+
+    Checkpointing is on: `DaliLoader.state()` saves the reader position and the random generators
+    mid-epoch, and `checkpoint` (such a saved state) restores them exactly (train/batches.py resumes with it).
+    """
     from nvidia.dali import fn, pipeline_def, types
 
     manifest = read_manifest(shard_dir)
@@ -55,7 +60,14 @@ def build_pipeline(
     channels = 3 if shape is None else shape[2]
     device_id, decoder = decoder_placement()
 
-    @pipeline_def(batch_size=batch_size, num_threads=num_threads, device_id=device_id, seed=seed + rank)
+    @pipeline_def(
+        batch_size=batch_size,
+        num_threads=num_threads,
+        device_id=device_id,
+        seed=seed + rank,
+        enable_checkpointing=True,
+        checkpoint=checkpoint,
+    )
     def pipe():
         encoded, labels = fn.readers.webdataset(
             paths=[str(Path(shard_dir) / s["name"]) for s in shards],
@@ -122,6 +134,10 @@ class DaliLoader:
             last_batch_policy=LastBatchPolicy.PARTIAL,  # the shard's tail batch is returned, not padded
             auto_reset=True,
         )
+
+    def state(self) -> str:
+        """The pipeline's checkpoint after the batches yielded so far (for `build_pipeline(checkpoint=...)`)."""
+        return self.iterator.checkpoints()[0]
 
     def epoch(self, epoch: int):
         """Yield the next epoch's batches (DALI's epochs advance in order; `epoch` is for symmetry)."""

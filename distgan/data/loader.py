@@ -172,8 +172,9 @@ class PilLoader:
             persistent_workers=num_workers > 0,
         )
 
-    def epoch(self, epoch: int):
-        """Yield this rank's batches of `epoch`; skipped samples are added to `self.bad`."""
+    def epoch(self, epoch: int, start_batch: int = 0):
+        """Yield this rank's batches of `epoch` from batch `start_batch` on (a resume mid-epoch); skipped
+        samples are added to `self.bad`. The order and the augmentation draws do not depend on where it starts."""
         indices = rank_indices(
             len(self.dataset),
             epoch=epoch,
@@ -183,7 +184,7 @@ class PilLoader:
             last=self.last,
             shuffle=self.shuffle,
         )
-        self.sampler.pairs = [(epoch, int(i)) for i in indices]
+        self.sampler.pairs = [(epoch, int(i)) for i in indices[start_batch * self.batch_size :]]
         for batch in self.loader:
             for reason in batch["skipped"]:
                 self.bad.handle(reason)
@@ -209,11 +210,14 @@ def make_loader(
     backend: str = "auto",
     bad: BadSamples | None = None,
     verify: bool = True,
+    dali_checkpoint: str | None = None,
 ):
     """A loader over a shard directory for this rank; `backend` "auto" picks DALI when installed.
 
     train=True: augmentation (padding, flip) and a per-epoch shuffle; train=False: resize to image_size
     (if given) in shard order. `num_workers` is DataLoader processes (fallback) or DALI threads.
+    `dali_checkpoint`: a `DaliLoader.state()` to continue from (DALI only; the fallback resumes by
+    `epoch(e, start_batch)`).
     """
     if backend not in BACKENDS:
         raise ConfigError(f"--data-backend must be one of {BACKENDS} (got {backend!r})")
@@ -244,6 +248,7 @@ def make_loader(
             seed=seed,
             shuffle=shuffle,
             shards=shards,
+            checkpoint=dali_checkpoint,
         )
     dataset = ShardDataset(
         shard_dir, train=train, image_size=image_size, padding=padding, flip=flip, seed=seed, shards=shards

@@ -8,8 +8,9 @@ import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from distgan.config import SweepConfig, digest, to_dict
+from distgan.config import GanConfig, SweepConfig, digest, to_dict
 from distgan.data.download import sha256_of
+from distgan.data.mixtures import write_mixture
 from distgan.data.shards import (
     manifest_digest,
     read_manifest,
@@ -32,13 +33,25 @@ log = logging.getLogger("distgan")
 
 
 @dataclass(frozen=True)
+class Generator:
+    """A trained generator checkpoint and the GAN config that made it."""
+
+    path: Path
+    sha256: str
+    gan: GanConfig
+
+    @classmethod
+    def at(cls, path: Path, gan: GanConfig) -> "Generator":
+        return cls(path=path, sha256=sha256_of(path), gan=gan)
+
+
+@dataclass(frozen=True)
 class SweepArtifacts:
     """Absolute paths of a sweep's shared artifacts."""
 
     real_train_dir: Path
     real_test_dir: Path
-    generator_path: Path
-    generator_sha256: str
+    generator: Generator | None  # the sweep's GAN (cfg.gan); None for the gan space, whose trials train their own
     extractor_path: Path
     real_stats_path: Path  # pytorch-fid layout: mu, sigma of the real training split's features
     real_quality_path: Path  # IS of the real training split, FID of the real test split against it
@@ -66,25 +79,30 @@ def prepare_real_shards(cfg: SweepConfig) -> tuple[Path, Path]:
     return paths[0], paths[1]
 
 
-def prepare_generator(cfg: SweepConfig, real_train_dir: Path, launch: Launch) -> Path:
-    """Train the GAN once per (GAN config, real data) as a data-parallel Ray Train job."""
-    out = cache_root(cfg) / f"gan-{digest(cfg.gan, manifest_digest(real_train_dir))}"
+def gan_job(gan: GanConfig, cfg: SweepConfig, real_train_dir: Path, out_dir: Path) -> dict:
+    """The config of a `gan_worker` job: train `gan` on the real shards, write generator.pt to out_dir."""
+    return {
+        "gan": gan,
+        "engine": cfg.engine,
+        "train_dir": str(real_train_dir),
+        "out_dir": str(out_dir),
+        "progress": True,
+    }
+
+
+def prepare_generator(
+    cfg: SweepConfig, real_train_dir: Path, launch: Launch, gan: GanConfig | None = None
+) -> Generator:
+    """Train a GAN (cfg.gan unless given) once per (GAN config, real data) as a data-parallel Ray Train job."""
+    gan = gan or cfg.gan
+    out = cache_root(cfg) / f"gan-{digest(gan, manifest_digest(real_train_dir))}"
 
     def build(tmp: Path) -> None:
-        config = {
-            "gan": cfg.gan,
-            "engine": cfg.engine,
-            "train_dir": str(real_train_dir),
-            "out_dir": str(tmp),
-            "progress": True,
-        }
-        run_data_parallel(gan_worker, config, launch=launch, name=f"gan-{out.name}")
-        write_json_atomic(
-            tmp / "meta.json", {"gan": to_dict(cfg.gan), "real_manifest": manifest_digest(real_train_dir)}
-        )
+        run_data_parallel(gan_worker, gan_job(gan, cfg, real_train_dir, tmp), launch=launch, name=f"gan-{out.name}")
+        write_json_atomic(tmp / "meta.json", {"gan": to_dict(gan), "real_manifest": manifest_digest(real_train_dir)})
 
     _announce(build_cached_dir(out, build), "generator", out)
-    return out / "generator.pt"
+    return Generator.at(out / "generator.pt", gan)
 
 
 def prepare_extractor(cfg: SweepConfig, real_train_dir: Path, real_test_dir: Path, launch: Launch) -> Path:
@@ -138,44 +156,67 @@ def prepare_real_statistics(cfg: SweepConfig, extractor_path: Path, real_train_d
     return out / "reference_stats.npz", out / "quality.json"
 
 
-def prepare_sweep(cfg: SweepConfig, launch: Launch) -> SweepArtifacts:
+def prepare_sweep(cfg: SweepConfig, launch: Launch, *, with_generator: bool = True) -> SweepArtifacts:
     """Everything the trials share, made (or found) before the first trial starts."""
     real_train_dir, real_test_dir = prepare_real_shards(cfg)
-    generator_path = prepare_generator(cfg, real_train_dir, launch)
+    generator = prepare_generator(cfg, real_train_dir, launch) if with_generator else None
     extractor_path = prepare_extractor(cfg, real_train_dir, real_test_dir, launch)
     stats_path, quality_path = prepare_real_statistics(cfg, extractor_path, real_train_dir, real_test_dir)
     return SweepArtifacts(
         real_train_dir=real_train_dir,
         real_test_dir=real_test_dir,
-        generator_path=generator_path,
-        generator_sha256=sha256_of(generator_path),
+        generator=generator,
         extractor_path=extractor_path,
         real_stats_path=stats_path,
         real_quality_path=quality_path,
     )
 
 
-def prepare_synthetic_shards(cfg: SweepConfig, artifacts: SweepArtifacts, truncation: float) -> Path:
-    """One generated image per real training image, same class, latents truncated at τ."""
-    real_manifest = manifest_digest(artifacts.real_train_dir)
-    key = digest(artifacts.generator_sha256, real_manifest, truncation, cfg.sample)
-    out = cache_root(cfg) / f"synthetic-tau{truncation:g}-{key}"
+def prepare_synthetic_shards(
+    cfg: SweepConfig, real_train_dir: Path, generator: Generator, truncation: float, *, root: Path | None = None
+) -> Path:
+    """One generated image per real training image, same class, latents truncated at τ; cached under
+    `root` (the sweep's cache unless given) by generator, real data, τ and sampling config."""
+    real_manifest = manifest_digest(real_train_dir)
+    key = digest(generator.sha256, real_manifest, truncation, cfg.sample)
+    out = (root or cache_root(cfg)) / f"synthetic-tau{truncation:g}-{key}"
+    if out.is_dir():
+        return out
+    real_labels = read_shards(real_train_dir).labels_N  # class histogram of real train, in order
+    class_names = tuple(read_manifest(real_train_dir)["class_names"])
+    images = sample_images(
+        load_generator(generator.path),
+        real_labels,
+        truncation=truncation,
+        factor=cfg.sample.truncation_factor,
+        seed=cfg.sample.seed,
+    )
+    provenance = {
+        "kind": "synthetic",
+        "truncation": truncation,
+        "truncation_factor": cfg.sample.truncation_factor,
+        "seed": cfg.sample.seed,
+        "generator_sha256": generator.sha256,
+        "real_train_manifest_sha256": real_manifest,
+    }
+    synthetic = ImageSplit(images_NHWC=images, labels_N=real_labels, class_names=class_names)
+    write_shards(synthetic, out, max_samples_per_shard=cfg.data.shard_max_samples, provenance=provenance)  # atomic
+    _announce(True, f"synthetic shards τ={truncation:g}", out)
+    return out
+
+
+def prepare_mixture(cfg: SweepConfig, real_train_dir: Path, synthetic_dir: Path, fraction: float) -> Path:
+    """Real training shards plus round(fraction·N) generated samples following the real class histogram."""
+    key = digest(manifest_digest(real_train_dir), manifest_digest(synthetic_dir), fraction, cfg.sample.seed)
+    out = cache_root(cfg) / f"mixture-frac{fraction:g}-{key}"
     if not out.is_dir():
-        real_labels = read_shards(artifacts.real_train_dir).labels_N  # class histogram of real train, in order
-        class_names = tuple(read_manifest(artifacts.real_train_dir)["class_names"])
-        generator = load_generator(artifacts.generator_path)
-        images = sample_images(
-            generator, real_labels, truncation=truncation, factor=cfg.sample.truncation_factor, seed=cfg.sample.seed
+        write_mixture(  # atomic: written under a temporary name, then renamed
+            out,
+            real_dir=real_train_dir,
+            synthetic_dir=synthetic_dir,
+            synthetic_fraction=fraction,
+            seed=cfg.sample.seed,
+            max_samples_per_shard=cfg.data.shard_max_samples,
         )
-        provenance = {
-            "kind": "synthetic",
-            "truncation": truncation,
-            "truncation_factor": cfg.sample.truncation_factor,
-            "seed": cfg.sample.seed,
-            "generator_sha256": artifacts.generator_sha256,
-            "real_train_manifest_sha256": real_manifest,
-        }
-        synthetic = ImageSplit(images_NHWC=images, labels_N=real_labels, class_names=class_names)
-        write_shards(synthetic, out, max_samples_per_shard=cfg.data.shard_max_samples, provenance=provenance)
-        _announce(True, f"synthetic shards τ={truncation:g}", out)
+        _announce(True, f"mixture real + {fraction:g} × generated", out)
     return out

@@ -7,19 +7,36 @@ from pathlib import Path
 
 import ray
 from ray import tune
+from ray.tune.logger import TBXLoggerCallback
+from ray.tune.schedulers import TrialScheduler
 
 from distgan.analysis.report import build_report
 from distgan.config import SweepConfig, to_dict
 from distgan.data.shards import write_json_atomic
 from distgan.errors import DistganError
 from distgan.experiments.artifacts import prepare_real_shards, prepare_sweep
-from distgan.experiments.trial import run_trial, sweep_launch, trial_name
+from distgan.experiments.trial import EXPERIMENTS, run_trial, sweep_launch, trial_name
 
 log = logging.getLogger("distgan")
 
 
 class TrialsFailed(DistganError):
     """Some trials of a sweep raised; the report holds the others."""
+
+
+@dataclass(frozen=True)
+class SweepSpace:
+    """What tune/spaces.py declares: the experiment, its Tune param space, and how to search it."""
+
+    experiment: str  # one of trial.EXPERIMENTS
+    param_space: dict  # {"point": ..., "gan": ...}, with tune.grid_search / distributions inside
+    num_samples: int = 1  # draws of the space's distributions (grids are crossed with each)
+    scheduler: TrialScheduler | None = None  # e.g. ASHA for the gan space
+    search_seed: int | None = None  # makes the random draws reproducible
+
+    def __post_init__(self) -> None:
+        if self.experiment not in EXPERIMENTS:
+            raise DistganError(f"space experiment {self.experiment!r} is not one of {EXPERIMENTS}")
 
 
 @dataclass(frozen=True)
@@ -37,37 +54,65 @@ def fitting_concurrency(cfg: SweepConfig, cluster: dict) -> int:
     A trial holds its driver's CPU while its TorchTrainer asks for the workers' resources; with more
     trials than fit, every driver waits on workers that never start (a deadlock, not a queue).
     """
-    per_trial_cpus = TRIAL_DRIVER_CPUS + cfg.workers * cfg.cpus_per_worker
+    per_trial_cpus = TRIAL_DRIVER_CPUS + cfg.workers_per_trial * cfg.cpus_per_worker
     fitting = int(cluster.get("CPU", 0) // per_trial_cpus)
+    per_trial_gpus = cfg.workers_per_trial * cfg.gpus_per_worker
     if cfg.use_gpu:
-        fitting = min(fitting, int(cluster.get("GPU", 0) // cfg.workers))
+        fitting = min(fitting, int(cluster.get("GPU", 0) // per_trial_gpus))
     if fitting < 1:
         raise DistganError(
-            f"a trial needs {per_trial_cpus:g} CPUs ({cfg.workers} workers × {cfg.cpus_per_worker:g} + its driver)"
-            f"{f' and {cfg.workers} GPUs' if cfg.use_gpu else ''}; the Ray cluster has {cluster}"
+            f"a trial needs {per_trial_cpus:g} CPUs ({cfg.workers_per_trial} workers × {cfg.cpus_per_worker:g} + its "
+            f"driver){f' and {per_trial_gpus:g} GPUs' if cfg.use_gpu else ''}; the Ray cluster has {cluster}"
         )
     return fitting
 
 
-def run_sweep(cfg: SweepConfig, param_space: dict) -> SweepOutcome:
-    """Make the shared artifacts, run every trial of `param_space` under Ray Tune, write the report."""
+def tune_dir(cfg: SweepConfig) -> Path:
+    """Ray Tune's experiment directory of a sweep (its state: what --resume restores)."""
+    return cfg.out_dir / "ray" / "tune"
+
+
+def run_sweep(cfg: SweepConfig, space: SweepSpace, *, resume: bool = False) -> SweepOutcome:
+    """Make the shared artifacts, run every trial of `space` under Ray Tune, write the report.
+
+    resume: go on with the sweep in cfg.out_dir after its driver died: finished trials are kept, the
+    others run (from their checkpoints). Without it, an existing sweep of that name is started afresh.
+    """
     started = time.time()
     cfg.out_dir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(cfg.out_dir / "config.json", to_dict(cfg))
     prepare_real_shards(cfg)  # reads the dataset first: a bad path fails before Ray starts
+    if resume and not tune.Tuner.can_restore(str(tune_dir(cfg))):
+        raise DistganError(f"--resume: no sweep state to resume in {tune_dir(cfg)}")
     if not ray.is_initialized():
         ray.init(address=cfg.address, log_to_driver=True)
-    artifacts = prepare_sweep(cfg, sweep_launch(cfg, in_tune_trial=False))
-    tuner = tune.Tuner(
-        tune.with_parameters(run_trial, cfg=cfg, artifacts=artifacts),
-        param_space=param_space,
-        tune_config=tune.TuneConfig(
-            max_concurrent_trials=cfg.max_concurrent_trials or fitting_concurrency(cfg, ray.cluster_resources()),
-            trial_name_creator=lambda trial: trial_name(trial.config),
-            trial_dirname_creator=lambda trial: trial_name(trial.config),
-        ),
-        run_config=tune.RunConfig(name="tune", storage_path=str(cfg.out_dir / "ray")),
-    )
+    artifacts = prepare_sweep(cfg, sweep_launch(cfg, in_tune_trial=False), with_generator=space.experiment != "gan")
+    trainable = tune.with_parameters(run_trial, cfg=cfg, experiment=space.experiment, artifacts=artifacts)
+    if resume:
+        log.info("resuming the sweep in %s", tune_dir(cfg))
+        tuner = tune.Tuner.restore(str(tune_dir(cfg)), trainable, resume_errored=True)
+    else:
+        tuner = tune.Tuner(
+            trainable,
+            param_space=space.param_space,
+            tune_config=tune.TuneConfig(
+                num_samples=space.num_samples,
+                scheduler=space.scheduler,
+                # The concurrency limit goes to the search algorithm: given one, Tune ignores max_concurrent_trials.
+                search_alg=tune.search.BasicVariantGenerator(
+                    max_concurrent=cfg.max_concurrent_trials or fitting_concurrency(cfg, ray.cluster_resources()),
+                    random_state=space.search_seed,
+                ),
+                trial_name_creator=lambda trial: trial_name(space.experiment, trial.config, trial.trial_id),
+                trial_dirname_creator=lambda trial: trial_name(space.experiment, trial.config, trial.trial_id),
+            ),
+            run_config=tune.RunConfig(
+                name=tune_dir(cfg).name,
+                storage_path=str(tune_dir(cfg).parent),
+                failure_config=tune.FailureConfig(max_failures=cfg.max_failures),
+                callbacks=[TBXLoggerCallback()],  # TensorBoard events per trial, beside Tune's result.json
+            ),
+        )
     grid = tuner.fit()
     report_path = build_report(cfg.out_dir)
     failed = [result for result in grid if result.error is not None]

@@ -1,19 +1,37 @@
-"""The Ray Tune trainable: one point of a sweep's space becomes one experiment trial."""
+"""The Ray Tune trainable: one point of a sweep's space becomes one experiment trial.
 
+A trial's config is {"point": {"truncation": τ | None, "fraction": f | None}, "gan": {GAN overrides}};
+the sweep's experiment (replacement, augmentation, gan, gan-test) says what the trial does with it.
+"""
+
+import logging
+import shutil
+from dataclasses import replace
 from pathlib import Path
 
 from ray import tune
 
-from distgan.config import SweepConfig
-from distgan.experiments.artifacts import SweepArtifacts
-from distgan.experiments.replacement import finite_scalars, run_replacement_trial
+from distgan.config import SweepConfig, digest, with_overrides
+from distgan.experiments.artifacts import SweepArtifacts, prepare_generator
+from distgan.experiments.classification import TrainingSet, finite_scalars, run_classification_trial
+from distgan.experiments.gan_search import run_gan_search_trial
 from distgan.train.launch import Launch
 
+EXPERIMENTS = ("replacement", "augmentation", "gan", "gan-test")
+KEY_NAME = ".trial-key"  # digest of what determines a trial's outputs; a stale directory is cleared
 
-def trial_name(params: dict) -> str:
-    """Stable, readable trial names: 'real', 'tau0.5', ... (also the trial's directory name)."""
-    point = params["trial"]
-    return "real" if point["truncation"] is None else f"tau{point['truncation']:g}"
+
+def trial_name(experiment: str, params: dict, trial_id: str) -> str:
+    """Stable, readable trial names, also the trial's directory: 'real', 'tau0.5', 'tau0.5-frac0.25',
+    'seed1' (gan-test), 'gan-<trial id>' (gan space, whose points are random draws)."""
+    point, gan = params["point"], params.get("gan") or {}
+    if experiment == "gan":
+        return f"gan-{trial_id}"
+    if experiment == "gan-test":
+        return f"seed{gan['seed']}"
+    if point["truncation"] is None:
+        return "real"
+    return f"tau{point['truncation']:g}" + (f"-frac{point['fraction']:g}" if point.get("fraction") else "")
 
 
 def trial_dir(cfg: SweepConfig, name: str) -> Path:
@@ -23,19 +41,39 @@ def trial_dir(cfg: SweepConfig, name: str) -> Path:
 def sweep_launch(cfg: SweepConfig, *, in_tune_trial: bool) -> Launch:
     """How the sweep's data-parallel jobs run: its workers, resources and Ray Train storage."""
     return Launch(
-        workers=cfg.workers,
+        workers=cfg.workers_per_trial,
         cpus_per_worker=cfg.cpus_per_worker,
-        use_gpu=cfg.use_gpu,
+        gpus_per_worker=cfg.gpus_per_worker,
         storage_dir=cfg.out_dir / "ray" / "train",
         in_tune_trial=in_tune_trial,
     )
 
 
-def run_trial(params: dict, *, cfg: SweepConfig, artifacts: SweepArtifacts) -> None:
-    """Ray Tune function trainable: run the experiment of cfg.space at this point and report its scores."""
-    name = trial_name(params)
+def _claim(directory: Path, key: str) -> None:
+    """Make `directory` this trial's: outputs (and checkpoints) of another config under its name are removed,
+    those of the same config kept, so that a retried or resumed trial goes on from its checkpoints."""
+    marker = directory / KEY_NAME
+    if marker.is_file() and marker.read_text() != key:
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    marker.write_text(key)
+
+
+def run_trial(params: dict, *, cfg: SweepConfig, experiment: str, artifacts: SweepArtifacts) -> None:
+    """Ray Tune function trainable: run `experiment` at this point and report its scores."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    directory = trial_dir(cfg, tune.get_context().get_trial_name())  # named by trial_name on the driver
+    _claim(directory, digest(cfg, experiment, params))
     launch = sweep_launch(cfg, in_tune_trial=True)
-    result = run_replacement_trial(
-        cfg, artifacts, truncation=params["trial"]["truncation"], trial_dir=trial_dir(cfg, name), launch=launch
-    )
+    gan = with_overrides(cfg.gan, params.get("gan") or {})
+    if experiment == "gan":
+        # Only the rung reports reach Tune: ASHA checks that each report carries its metric.
+        run_gan_search_trial(cfg, artifacts, gan, trial_dir=directory, launch=replace(launch, in_tune_trial=False))
+        return
+    point = params["point"]
+    generator = artifacts.generator
+    if gan != cfg.gan and point["truncation"] is not None:
+        generator = prepare_generator(cfg, artifacts.real_train_dir, replace(launch, in_tune_trial=False), gan)
+    training = TrainingSet(experiment=experiment, truncation=point["truncation"], fraction=point.get("fraction"))
+    result = run_classification_trial(cfg, artifacts, training, generator=generator, trial_dir=directory, launch=launch)
     tune.report(finite_scalars(result) | {"done": True})

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from distgan.data.shards import BadSamples, read_shards, write_json_atomic
 from distgan.train import distributed
+from distgan.train.batches import open_split, split_info
 from distgan.train.classifier import evaluate_classifier, save_classifier, train_classifier
 from distgan.train.gan import save_generator, train_gan
 from distgan.train.launch import report
@@ -34,12 +35,18 @@ def gan_worker(config: dict) -> None:
 
 
 def classifier_worker(config: dict) -> None:
-    """Train on `train_dir`, test on `test_dir`; rank 0 writes scores.json (and model.pt if asked)."""
-    bad = BadSamples(config["on_bad_sample"])  # "skip": damaged samples are left out and counted
-    train, test = read_shards(Path(config["train_dir"]), bad=bad), read_shards(Path(config["test_dir"]), bad=bad)
-    if train.class_names != test.class_names:
-        raise ValueError(f"train and test shards disagree on classes: {train.class_names} vs {test.class_names}")
+    """Train on `train_dir`, test on `test_dir`; rank 0 writes scores.json (and model.pt if asked).
+
+    Each split is decoded into memory or streamed from its shards as `--classifier.loader` says
+    (train/batches.open_split: "auto" streams a split whose decoded size passes the memory cap).
+    """
     cfg = config["classifier"]
+    bad = BadSamples(config["on_bad_sample"])  # "skip": damaged samples are left out and counted
+    train = open_split(Path(config["train_dir"]), cfg, bad=bad)
+    test = open_split(Path(config["test_dir"]), cfg, bad=bad)
+    (num_train_samples, channels, train_classes), (_, _, test_classes) = split_info(train), split_info(test)
+    if train_classes != test_classes:
+        raise ValueError(f"train and test shards disagree on classes: {train_classes} vs {test_classes}")
 
     def report_some_epochs(epoch: int, metrics: dict) -> None:
         # A report is collective and costs ~1 s under Ray Train; the same stride on every rank.
@@ -51,7 +58,7 @@ def classifier_worker(config: dict) -> None:
     model = train_classifier(
         cfg,
         train,
-        num_classes=test.num_classes,
+        num_classes=len(test_classes),
         engine_cfg=engine_cfg,
         checkpoint_dir=checkpoint_dir,
         on_epoch_end=report_some_epochs,
@@ -61,11 +68,11 @@ def classifier_worker(config: dict) -> None:
         out_dir = Path(config["out_dir"])
         out_dir.mkdir(parents=True, exist_ok=True)
         if config["save_model"]:
-            channels = train.images_NHWC.shape[3]
             save_classifier(
-                out_dir / "model.pt", model, arch=cfg.arch, in_channels=channels, num_classes=test.num_classes
+                out_dir / "model.pt", model, arch=cfg.arch, in_channels=channels, num_classes=len(test_classes)
             )
-        scores |= {"num_train_samples": int(train.labels_N.shape[0])} | bad.as_dict()
+        # Streamed: the manifest's count (skipped samples, if any, are in the bad-sample fields).
+        scores |= {"num_train_samples": int(num_train_samples)} | bad.as_dict()
         write_json_atomic(out_dir / "scores.json", scores)
     report({"epoch": cfg.epochs, "top1_error": scores["top1_error"], "top5_error": scores["top5_error"]})
 

@@ -8,18 +8,16 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from distgan.config import ClassifierConfig, EngineConfig
-from distgan.data.sources import ImageSplit
-from distgan.data.transforms import random_crop_flip, to_model_input
 from distgan.errors import DistganError
 from distgan.metrics.classification import ClassificationCounts
 from distgan.models.classifiers import Classifier, build_classifier
 from distgan.train import distributed
+from distgan.train.batches import TrainingData, evaluation_batches, split_info, training_batches
+from distgan.train.batches import epoch_indices as epoch_indices  # re-exported: tests and benchmarks use it
 from distgan.train.checkpoint import load_training_checkpoint, save_atomic, save_training_checkpoint
 from distgan.train.engine import build_engine
 from distgan.train.schedules import goyal_learning_rate, lr_multiplier
@@ -29,19 +27,9 @@ class TrainingError(DistganError):
     """Training diverged (NaN or inf loss)."""
 
 
-def epoch_indices(num_samples: int, epoch: int, seed: int) -> np.ndarray:
-    """This rank's sample order for an epoch: one seeded permutation shared by all ranks, padded by
-    wrap-around to a multiple of the world size (as torch's DistributedSampler), then strided."""
-    world, rank = distributed.world_size(), distributed.rank()
-    order = np.random.default_rng([seed, epoch]).permutation(num_samples)
-    per_rank = math.ceil(num_samples / world)
-    order = np.resize(order, per_rank * world)  # repeats the head to pad
-    return order[rank::world]
-
-
 def train_classifier(
     cfg: ClassifierConfig,
-    train: ImageSplit,
+    train: TrainingData,
     *,
     num_classes: int,
     engine_cfg: EngineConfig | None = None,
@@ -50,6 +38,9 @@ def train_classifier(
 ) -> Classifier:
     """Train cfg.arch on `train` on this rank's share; returns the plain (unwrapped) model.
 
+    `train` is an ImageSplit (decoded in memory) or a batches.ShardSource (streamed from shards each epoch,
+    augmented by the pipeline); `batches.open_split` picks one by `cfg.loader`.
+
     With `checkpoint_dir` and `engine_cfg.checkpoint_every_steps`, checkpoints are written there and a
     run that finds one resumes from it exactly (weights, optimizer, schedule, RNG, data position).
     """
@@ -57,13 +48,13 @@ def train_classifier(
     device = distributed.select_device()
     world = distributed.world_size()
     distributed.seed_everything(cfg.seed)  # identical initial weights on every rank
-    module = build_classifier(cfg.arch, train.images_NHWC.shape[3], num_classes)
+    num_samples, in_channels, _ = split_info(train)
+    module = build_classifier(cfg.arch, in_channels, num_classes)
 
     accum = engine_cfg.grad_accum_steps
     micro_batch = max(1, cfg.batch_size // (world * accum))
     step_samples = micro_batch * accum  # per rank and optimizer step
     peak_lr = goyal_learning_rate(cfg.base_lr, step_samples * world, cfg.reference_batch_size)
-    num_samples = train.labels_N.shape[0]
     steps_per_epoch = math.ceil(math.ceil(num_samples / world) / step_samples)
     total_steps = steps_per_epoch * cfg.epochs
     optimizer = torch.optim.SGD(module.parameters(), lr=peak_lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
@@ -77,31 +68,26 @@ def train_classifier(
         ),
     )
     engine = build_engine(module, optimizer, scheduler, engine_cfg, device=device, micro_batch_size=micro_batch)
-    images, labels = to_model_input(train.images_NHWC), torch.as_tensor(train.labels_N)
-    augment_rng = torch.Generator().manual_seed(cfg.seed * 7919 + distributed.rank())
-
-    def loss_fn(model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
-        x = random_crop_flip(images[batch], padding=cfg.crop_padding, flip=cfg.horizontal_flip, generator=augment_rng)
-        return F.cross_entropy(model(x.to(device, non_blocking=True)), labels[batch].to(device))
+    batches = training_batches(train, cfg, step_samples=step_samples, micro_batch=micro_batch, device=device)
+    assert batches.steps_per_epoch == steps_per_epoch
 
     first_epoch, first_step, resumed_loss_sum = 0, 0, 0.0
     resumed = load_training_checkpoint(checkpoint_dir, {"classifier": engine})
     if resumed is not None:
         position, rank_state = resumed
         first_epoch, first_step, resumed_loss_sum = position["epoch"], position["step"], position["loss_sum"]
-        augment_rng.set_state(rank_state["augment_rng"])
+        batches.restore(rank_state)
 
     for epoch in range(first_epoch, cfg.epochs):
         engine.model.train()
-        indices = torch.from_numpy(epoch_indices(num_samples, epoch, cfg.seed))
         start = first_step if epoch == first_epoch else 0
         loss_sum = torch.full((), resumed_loss_sum if epoch == first_epoch else 0.0, dtype=torch.float64, device=device)
+        epoch_batches = batches.epoch(epoch, start)
         for step in range(start, steps_per_epoch):
             # Fetch data: this rank's samples of the step, as accumulation micro-batches.
-            batch = indices[step * step_samples : (step + 1) * step_samples]
-            micro_batches = [part for part in batch.split(micro_batch) if len(part)]
+            micro_batches = next(epoch_batches)
             # Forward, backward, update.
-            loss_sum += engine.train_step(micro_batches, loss_fn)
+            loss_sum += engine.train_step(micro_batches, batches.loss_fn)
             # Checkpoint.
             global_step = epoch * steps_per_epoch + step + 1
             every = engine_cfg.checkpoint_every_steps
@@ -111,8 +97,10 @@ def train_classifier(
                     global_step,
                     {"classifier": engine},
                     position={"epoch": epoch, "step": step + 1, "loss_sum": loss_sum.item()},
-                    rank_state={"augment_rng": augment_rng.get_state()},
+                    rank_state=batches.state(),
                 )
+        for _ in epoch_batches:  # ends the epoch: a stream loader checks its batch count, DALI resets
+            raise AssertionError("more batches than steps")
         # Log: one host sync per epoch; a NaN anywhere in the epoch survives into the sum.
         if distributed.is_distributed():
             torch.distributed.all_reduce(loss_sum)
@@ -125,16 +113,14 @@ def train_classifier(
 
 
 @torch.no_grad()
-def evaluate_classifier(model: nn.Module, test: ImageSplit, batch_size: int = 500) -> dict:
-    """Top-1/Top-5 error and per-class accuracy on `test`, each rank scoring a disjoint slice."""
+def evaluate_classifier(model: nn.Module, test: TrainingData, batch_size: int = 500) -> dict:
+    """Top-1/Top-5 error and per-class accuracy on `test` (in memory or streamed), each rank scoring a
+    disjoint share."""
     device = next(model.parameters()).device
     model.eval()
-    counts = ClassificationCounts.empty(test.num_classes)
-    mine = np.arange(distributed.rank(), test.labels_N.shape[0], distributed.world_size())
-    for start in range(0, mine.shape[0], batch_size):
-        batch = mine[start : start + batch_size]
-        logits = model(to_model_input(test.images_NHWC[batch]).to(device))
-        counts.update(logits, torch.as_tensor(test.labels_N[batch]))
+    counts = ClassificationCounts.empty(len(split_info(test)[2]))
+    for images, labels in evaluation_batches(test, batch_size):
+        counts.update(model(images.to(device)), labels)
     counts.all_reduce()
     return counts.scores()
 

@@ -22,9 +22,10 @@ class Launch:
 
     workers: int  # data-parallel workers (ranks)
     cpus_per_worker: float
-    use_gpu: bool
+    gpus_per_worker: float  # 0: CPU workers (gloo)
     storage_dir: Path  # Ray Train's run directory (worker logs, reported metrics)
     in_tune_trial: bool  # forward the workers' reports to the enclosing Ray Tune trial
+    in_process: bool = False  # run the one worker in this process, without Ray (debugging, overhead benchmark)
 
 
 def report(metrics: dict) -> None:
@@ -44,7 +45,13 @@ def _under_ray_train(loop_config: dict) -> None:
 
 
 def run_data_parallel(fn: WorkerFn, config: dict, *, launch: Launch, name: str) -> None:
-    """Run fn(config) on `launch.workers` Ray Train workers; raises if any worker fails."""
+    """Run fn(config) on `launch.workers` Ray Train workers (or here: launch.in_process); raises if any fails."""
+    if launch.in_process:
+        if launch.workers != 1:
+            raise ValueError(f"an in-process job has one worker, not {launch.workers}")
+        torch.set_num_threads(max(1, math.floor(launch.cpus_per_worker)))
+        fn(config)
+        return
     import ray.train
     from ray.train.torch import TorchConfig, TorchTrainer
 
@@ -53,13 +60,14 @@ def run_data_parallel(fn: WorkerFn, config: dict, *, launch: Launch, name: str) 
         from ray.tune.integration.ray_train import TuneReportCallback
 
         callbacks.append(TuneReportCallback())
-    resources = {"CPU": launch.cpus_per_worker} | ({"GPU": 1} if launch.use_gpu else {})
+    use_gpu = launch.gpus_per_worker > 0
+    resources = {"CPU": launch.cpus_per_worker} | ({"GPU": launch.gpus_per_worker} if use_gpu else {})
     trainer = TorchTrainer(
         _under_ray_train,
         train_loop_config={"fn": fn, "config": config, "torch_threads": max(1, math.floor(launch.cpus_per_worker))},
-        torch_config=TorchConfig(backend="nccl" if launch.use_gpu else "gloo"),
+        torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
         scaling_config=ray.train.ScalingConfig(
-            num_workers=launch.workers, use_gpu=launch.use_gpu, resources_per_worker=resources
+            num_workers=launch.workers, use_gpu=use_gpu, resources_per_worker=resources
         ),
         run_config=ray.train.RunConfig(name=name, storage_path=str(launch.storage_dir), callbacks=callbacks),
     )

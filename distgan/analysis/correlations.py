@@ -1,0 +1,146 @@
+"""Pearson and Spearman correlation of every sample metric with every accuracy, with p-values and paired
+bootstrap 95 % confidence intervals (Ravuri & Vinyals 2019 §4 correlate IS / FID with CAS accuracy).
+
+The intervals come from `scipy.stats.bootstrap` (SciPy's maintained implementation, resampling the
+(metric, accuracy) pairs together, `paired=True`) with a fixed seed, so a report rebuilt from the same
+files gives the same numbers.
+"""
+
+import math
+import warnings
+
+import numpy as np
+from scipy import stats
+
+from distgan.analysis.results import EXPERIMENTS, is_number, of_experiment
+
+N_RESAMPLES = 2000
+BOOTSTRAP_SEED = 0
+CONFIDENCE_LEVEL = 0.95
+MIN_ROWS = 3  # below 3 pairs a correlation is ±1 or undefined, and its p-value meaningless
+
+# (result key, label) of the sample metrics; KID joins where any result has it.
+METRICS = (("inception_score_mean", "IS"), ("fid", "FID"), ("gan_test_accuracy", "GAN-test acc."), ("kid_mean", "KID"))
+ACCURACIES = (
+    ("top1_accuracy", "Top-1 acc."),
+    ("top5_accuracy", "Top-5 acc."),
+    ("gan_train_accuracy", "GAN-train acc."),
+)
+
+
+def _value(result: dict, key: str):
+    if key in ("top1_accuracy", "top5_accuracy"):
+        error = result[key.replace("accuracy", "error")]
+        return 1 - error if is_number(error) else None
+    value = result[key]
+    return value if is_number(value) else None
+
+
+def _pearson_along(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
+    # Vectorised over resamples; a resample whose x or y is constant has no correlation: NaN (0/0).
+    xm = x - x.mean(axis=axis, keepdims=True)
+    ym = y - y.mean(axis=axis, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (xm * ym).sum(axis=axis) / np.sqrt((xm * xm).sum(axis=axis) * (ym * ym).sum(axis=axis))
+
+
+def _spearman_along(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
+    # Spearman's ρ is Pearson's r of the ranks (ties: average ranks, as scipy.stats.spearmanr).
+    return _pearson_along(stats.rankdata(x, axis=axis), stats.rankdata(y, axis=axis), axis=axis)
+
+
+def bootstrap_interval(x: np.ndarray, y: np.ndarray, method: str, seed: int = BOOTSTRAP_SEED) -> dict:
+    """Paired percentile bootstrap interval of Pearson's r or Spearman's ρ. Resamples in which a column is
+    constant (likely with few rows: e.g. all draws the same row) have no correlation; they are dropped and
+    counted, and the interval is the percentile interval of the rest. With none dropped it equals SciPy's."""
+    statistic = _pearson_along if method == "pearson" else _spearman_along
+    with warnings.catch_warnings():
+        # SciPy warns about the NaN resamples that are handled here.
+        warnings.simplefilter("ignore")
+        res = stats.bootstrap(
+            (x, y),
+            statistic,
+            paired=True,
+            vectorized=True,
+            n_resamples=N_RESAMPLES,
+            confidence_level=CONFIDENCE_LEVEL,
+            method="percentile",
+            rng=np.random.default_rng(seed),
+        )
+    distribution = np.asarray(res.bootstrap_distribution)
+    finite = distribution[np.isfinite(distribution)]
+    tail = 100 * (1 - CONFIDENCE_LEVEL) / 2
+    low, high = np.percentile(finite, [tail, 100 - tail]) if finite.size else (math.nan, math.nan)
+    return {
+        "ci_low": float(low),
+        "ci_high": float(high),
+        "num_degenerate_resamples": int(distribution.size - finite.size),
+    }
+
+
+def _undefined(reason: str) -> dict:
+    nan = {"r": math.nan, "p_value": math.nan, "ci_low": math.nan, "ci_high": math.nan, "num_degenerate_resamples": 0}
+    return {"pearson": dict(nan), "spearman": dict(nan), "reason": reason}
+
+
+def correlate(x: np.ndarray, y: np.ndarray, metric_label: str = "metric", accuracy_label: str = "accuracy") -> dict:
+    """Pearson and Spearman (r, p-value, bootstrap CI) of paired columns; NaN with a reason where undefined."""
+    if len(x) < MIN_ROWS:
+        return _undefined(f"{len(x)} row(s) with both values; a correlation needs at least {MIN_ROWS}")
+    for column, label in ((x, metric_label), (y, accuracy_label)):
+        if np.ptp(column) == 0:
+            return _undefined(f"{label} is constant over the {len(x)} rows")
+    out = {"reason": None}
+    for method, fn in (("pearson", stats.pearsonr), ("spearman", stats.spearmanr)):
+        r, p = fn(x, y)
+        out[method] = {"r": float(r), "p_value": float(p), **bootstrap_interval(x, y, method)}
+    return out
+
+
+def correlations(results: list[dict]) -> list[dict]:
+    """Every (metric, accuracy) pair, per experiment, over its generated-data rows where both are defined;
+    a pair whose metric or accuracy no row of the experiment has is left out.
+
+    Real-data rows are left out: their IS / FID describe the real test split, not a generator. Experiments
+    are kept apart because an accuracy means something else in each (replacement: trained on generated
+    data only; augmentation: real plus generated)."""
+    have_kid = any(is_number(r["kid_mean"]) for r in results)
+    metrics = [(key, label) for key, label in METRICS if key != "kid_mean" or have_kid]
+    out = []
+    for experiment in EXPERIMENTS:
+        rows = [r for r in of_experiment(results, experiment) if r["training_set"] != "real"]
+        if not rows:
+            continue
+        for metric, metric_label in metrics:
+            for accuracy, accuracy_label in ACCURACIES:
+                if all(_value(r, metric) is None for r in rows) or all(_value(r, accuracy) is None for r in rows):
+                    continue  # never measured in this experiment (e.g. GAN-train under augmentation): no entry
+                pairs = [(_value(r, metric), _value(r, accuracy)) for r in rows]
+                pairs = [(m, a) for m, a in pairs if m is not None and a is not None]
+                x = np.array([m for m, _ in pairs], dtype=np.float64)
+                y = np.array([a for _, a in pairs], dtype=np.float64)
+                entry = {"experiment": experiment, "metric": metric, "accuracy": accuracy, "num_rows": len(pairs)}
+                out.append(entry | correlate(x, y, metric_label, accuracy_label))
+    return out
+
+
+def correlations_document(entries: list[dict]) -> dict:
+    """correlations.json: the method and every entry; NaN written as null (strict JSON), its reason beside it."""
+
+    def clean(value):
+        if isinstance(value, dict):
+            return {key: clean(item) for key, item in value.items()}
+        return None if isinstance(value, float) and math.isnan(value) else value
+
+    return {
+        "method": {
+            "pearson": "scipy.stats.pearsonr",
+            "spearman": "scipy.stats.spearmanr",
+            "interval": "paired percentile bootstrap (scipy.stats.bootstrap); resamples with a constant column dropped",
+            "n_resamples": N_RESAMPLES,
+            "confidence_level": CONFIDENCE_LEVEL,
+            "seed": BOOTSTRAP_SEED,
+            "rows": "generated-data rows of each experiment where both values are defined",
+        },
+        "correlations": [clean(entry) for entry in entries],
+    }

@@ -1,0 +1,120 @@
+"""The Markdown sections of report.md, one function per table; numbers come from `tables` and `correlations`."""
+
+import math
+
+from distgan.analysis.correlations import ACCURACIES, CONFIDENCE_LEVEL, METRICS, N_RESAMPLES
+from distgan.analysis.results import is_number
+
+TABLE1_HEADER = "| Training set | Truncation | Top-5 error (%) | Top-1 error (%) | IS | FID | GAN-test acc. (%) |"
+LABELS = dict(METRICS + ACCURACIES)
+
+
+def fmt(value, digits: int = 2) -> str:
+    """A number with `digits` decimals; '–' for not measured (None), 'nan' for undefined."""
+    if value is None:
+        return "–"
+    if isinstance(value, float) and math.isnan(value):
+        return "nan"
+    return f"{value:.{digits}f}"
+
+
+def pct(value, digits: int = 2) -> str:
+    """A fraction as a percentage (no sign); '–' when not measured."""
+    return fmt(100 * value if is_number(value) else value, digits)
+
+
+def table1(rows: list[dict]) -> str:
+    """Table 1 of Ravuri & Vinyals (2019) as Markdown; errors and accuracies in %."""
+    lines = [TABLE1_HEADER, "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for row in rows:
+        lines.append(
+            f"| {row['training_set']} | {fmt(row['truncation'])} | {pct(row['top5_error'])} "
+            f"| {pct(row['top1_error'])} | {fmt(row['inception_score_mean'])} ± "
+            f"{fmt(row['inception_score_std'])} | {fmt(row['fid'])} | {pct(row['gan_test_accuracy'])} |"
+        )
+    return "\n".join(lines)
+
+
+def augmentation_table(rows: list[dict]) -> str:
+    """Ravuri & Vinyals (2019) Table 2: real + a fraction of generated data; gain in Top-1 accuracy points."""
+    lines = [
+        "| Training set | Truncation | Extra generated (fraction) | Top-1 error (%) | Top-5 error (%) "
+        "| Top-1 acc. gain over real (points) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for row in rows:
+        gain = row["top1_accuracy_gain"]
+        gain_text = "–" if gain is None else f"{100 * gain:+.2f}"
+        lines.append(
+            f"| {row['training_set']} | {fmt(row['truncation'])} | {fmt(row['synthetic_fraction'])} "
+            f"| {pct(row['top1_error'])} | {pct(row['top5_error'])} | {gain_text} |"
+        )
+    return "\n".join(lines)
+
+
+def gan_table(rows: list[dict]) -> str:
+    """Shmelkov et al. (2018): one row per generator, sorted by FID; GAN-train / GAN-test in %."""
+    lines = [
+        "| Experiment | Trial | lr D | lr G | Batch | Iterations done / planned | D:G schedule | Seed | IS "
+        "| FID | GAN-train (%) | GAN-test (%) |",
+        "| --- | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for row in rows:
+        lr_d = "–" if row["lr_d"] is None else f"{row['lr_d']:.2e}"
+        lr_g = "–" if row["lr_g"] is None else f"{row['lr_g']:.2e}"
+        done = "–" if row["iterations_done"] is None else str(row["iterations_done"])
+        planned = "–" if row["iterations"] is None else str(row["iterations"])
+        stopped = " (stopped early)" if row["stopped_early"] else ""
+        lines.append(
+            f"| {row['experiment']} | `{row['trial']}` | {lr_d} | {lr_g} | {row['batch_size'] or '–'} "
+            f"| {done} / {planned}{stopped} | {row['d_steps_schedule'] or '–'} "
+            f"| {'–' if row['seed'] is None else row['seed']} "
+            f"| {fmt(row['inception_score_mean'])} ± {fmt(row['inception_score_std'])} | {fmt(row['fid'])} "
+            f"| {pct(row['gan_train_accuracy'])} | {pct(row['gan_test_accuracy'])} |"
+        )
+    return "\n".join(lines)
+
+
+def _with_interval(stat: dict, digits: int = 2) -> str:
+    interval = f"[{fmt(stat['ci_low'], digits)}, {fmt(stat['ci_high'], digits)}]"
+    return f"{fmt(stat['r'], digits)} ({fmt(stat['p_value'], 3)}) {interval}"
+
+
+def correlation_table(entries: list[dict]) -> str:
+    """Every (experiment, metric, accuracy) entry: r (p) [95 % CI] for Pearson and Spearman, and why NaN."""
+    level = f"{100 * CONFIDENCE_LEVEL:g} %"
+    lines = [
+        f"| Experiment | Metric | Accuracy | Rows | Pearson r (p) [{level} CI] | Spearman ρ (p) [{level} CI] | Note |",
+        "| --- | --- | --- | ---: | ---: | ---: | --- |",
+    ]
+    for e in entries:
+        degenerate = max(e["pearson"]["num_degenerate_resamples"], e["spearman"]["num_degenerate_resamples"])
+        note = e["reason"] or (f"{degenerate} of {N_RESAMPLES} resamples degenerate" if degenerate else "")
+        lines.append(
+            f"| {e['experiment']} | {LABELS[e['metric']]} | {LABELS[e['accuracy']]} | {e['num_rows']} "
+            f"| {_with_interval(e['pearson'])} | {_with_interval(e['spearman'])} | {note} |"
+        )
+    return "\n".join(lines)
+
+
+def class_section(classes: dict) -> str:
+    """The classes that lose most accuracy with the best τ, and those that any τ gets entirely wrong."""
+    lines = [f"Best truncation (lowest Top-1 error): τ = {classes['best_truncation']:g}."]
+    for drop in classes.get("largest_drops", []):
+        lines.append(
+            f"- class `{drop['class']}`: {100 * drop['real_accuracy']:.1f} % (real) → "
+            f"{100 * drop['synthetic_accuracy']:.1f} % (generated), drop {100 * drop['drop']:.1f} points"
+        )
+    zero = ", ".join(f"`{z['class']}` (τ = {z['truncation']:g})" for z in classes["zero_accuracy"])
+    lines.append(f"\nClasses at 0 % accuracy: {zero or 'none'}.")
+    return "## Per-class accuracy (replacement)\n\n" + "\n".join(lines)
+
+
+def trial_label(result: dict) -> str:
+    """How a trial is named beside its sample grid: τ (and fraction) where it has them, else its name."""
+    parts = []
+    if is_number(result["truncation"]):
+        parts.append(f"τ = {result['truncation']:g}")
+    if is_number(result["synthetic_fraction"]) and result["training_set"] != "real":
+        parts.append(f"fraction {result['synthetic_fraction']:g}")
+    return f"{result['experiment']} `{result['trial']}`" + (f" ({', '.join(parts)})" if parts else "")

@@ -1,0 +1,111 @@
+"""The trials of a results directory: every `trials/*/result.json`, read, checked and brought to one schema.
+
+Older replacement results predate the `experiment`, `synthetic_fraction`, `gan*` and `gan_train_accuracy`
+keys; they get the values those keys would have held (see `normalise`), so one report reads both.
+"""
+
+import json
+import math
+from pathlib import Path
+
+from distgan.errors import DataError
+
+RESULT_NAME = "result.json"
+# Sections and rows follow this order; a directory may hold trials of several experiments.
+EXPERIMENTS = ("replacement", "augmentation", "gan", "gan-test")
+TRAINING_SETS = ("real", "synthetic", "real+synthetic")
+REQUIRED_KEYS = ("sweep", "space", "trial", "training_set", "class_names", "config")
+# Keys a trial may leave out (or write as null) when it did not measure them, e.g. a GAN trial stopped early.
+OPTIONAL_KEYS = (
+    "truncation",
+    "synthetic_fraction",
+    "top1_error",
+    "top5_error",
+    "per_class_accuracy",
+    "inception_score_mean",
+    "inception_score_std",
+    "fid",
+    "kid_mean",
+    "gan_test_accuracy",
+    "gan",
+    "gan_iterations_done",
+    "stopped_early",
+    "num_test_samples",
+    "workers",
+    "feature_extractor",
+)
+
+
+def is_number(value) -> bool:
+    """True for a finite int/float (not bool); None and NaN are 'not measured'."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def normalise(result: dict, path: Path) -> dict:
+    """A result with every key of the current schema; DataError naming `path` where one cannot be read."""
+    if not isinstance(result, dict):
+        raise DataError(f"{path}: expected a JSON object, got {type(result).__name__}")
+    missing = [key for key in REQUIRED_KEYS if key not in result]
+    if missing:
+        raise DataError(f"{path}: missing key(s) {', '.join(missing)}")
+    out = dict(result)
+    out.setdefault("experiment", "replacement")  # the only experiment before the key existed
+    if out["experiment"] not in EXPERIMENTS:
+        raise DataError(f"{path}: experiment must be one of {list(EXPERIMENTS)} (got {out['experiment']!r})")
+    if out["training_set"] not in TRAINING_SETS:
+        raise DataError(f"{path}: training_set must be one of {list(TRAINING_SETS)} (got {out['training_set']!r})")
+    for key in OPTIONAL_KEYS:
+        out.setdefault(key, None)
+    if "gan_train_accuracy" not in out:
+        # GAN-train (Shmelkov et al.) is the accuracy of a classifier trained on generated data only.
+        trained_on_generated = out["training_set"] == "synthetic" and is_number(out["top1_error"])
+        out["gan_train_accuracy"] = 1 - out["top1_error"] if trained_on_generated else None
+    return out
+
+
+def read_result(path: Path) -> dict:
+    """One trial's result.json, normalised; DataError naming the file when it is unreadable or corrupt."""
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise DataError(f"{path}: cannot read ({error.strerror})") from None
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise DataError(f"{path}: not valid JSON ({error.msg} at line {error.lineno} column {error.colno})") from None
+    return normalise(raw, path)
+
+
+def _order(result: dict) -> tuple:
+    # Within an experiment: real rows first, then by τ, then by fraction, then by trial name (a stable tiebreak
+    # so that the report does not depend on directory listing order).
+    return (
+        EXPERIMENTS.index(result["experiment"]),
+        result["training_set"] != "real",
+        result["truncation"] if is_number(result["truncation"]) else -1.0,
+        result["synthetic_fraction"] if is_number(result["synthetic_fraction"]) else -1.0,
+        result["trial"],
+    )
+
+
+def trials_without_result(sweep_dir: Path) -> list[str]:
+    """Trial directories that hold no result.json: failed, stopped before writing, or still running."""
+    trials = Path(sweep_dir) / "trials"
+    if not trials.is_dir():
+        return []
+    return sorted(d.name for d in trials.iterdir() if d.is_dir() and not (d / RESULT_NAME).exists())
+
+
+def load_results(sweep_dir: Path) -> list[dict]:
+    """Every trials/*/result.json of a results directory, normalised and ordered by experiment, then real row
+    first, τ, fraction. A directory with none is a DataError; a trial directory without one is not (a failed
+    trial: the sweep still reports the rest, and lists it — see `trials_without_result`)."""
+    paths = sorted(Path(sweep_dir).glob(f"trials/*/{RESULT_NAME}"))
+    if not paths:
+        raise DataError(f"{sweep_dir}: no trials/*/{RESULT_NAME} to report on")
+    return sorted((read_result(path) for path in paths), key=_order)
+
+
+def of_experiment(results: list[dict], experiment: str) -> list[dict]:
+    """The results of one experiment, in report order."""
+    return [r for r in results if r["experiment"] == experiment]

@@ -1,0 +1,184 @@
+"""Classification trials (Ravuri & Vinyals 2019; Shmelkov et al. 2018): a classifier trained on real
+images, on generated ones only (replacement: CAS / GAN-train), or on real plus a fraction of generated
+ones (augmentation), and tested on the real test split; with IS, FID and GAN-test of the generated set.
+
+The pieces (training set, sample quality, classifier job, result record) are functions of the engine's
+jobs so that every space composes them: nothing is written twice.
+"""
+
+import json
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import ray
+import torch
+
+import distgan
+from distgan.analysis.figures import sample_grid
+from distgan.config import SweepConfig, to_dict
+from distgan.data.download import sha256_of
+from distgan.data.shards import manifest_digest, read_manifest, read_shards, write_json_atomic
+from distgan.experiments.artifacts import Generator, SweepArtifacts, prepare_mixture, prepare_synthetic_shards
+from distgan.experiments.workers import classifier_worker, read_scores
+from distgan.metrics.quality import load_reference_stats, sample_quality
+from distgan.train.classifier import evaluate_classifier, load_classifier
+from distgan.train.launch import Launch, run_data_parallel
+
+RESULT_NAME = "result.json"
+SAMPLES_NAME = "samples.png"  # one row per class
+EXTRACTOR_NOTE = "domain classifier ({arch}) trained on the real training split; offline stand-in for InceptionV3"
+GAN_FIELDS = ("lr_d", "lr_g", "batch_size", "iterations", "d_steps_schedule", "seed")  # the report's GAN columns
+REPORTED_SCALARS = (
+    "top1_error",
+    "top5_error",
+    "inception_score_mean",
+    "inception_score_std",
+    "fid",
+    "gan_test_accuracy",
+    "gan_train_accuracy",
+)
+
+
+@dataclass(frozen=True)
+class TrainingSet:
+    """What a classification trial trains on: the real split (truncation None), generated images at τ,
+    or the real split plus round(fraction·N) generated images (augmentation)."""
+
+    experiment: str  # replacement | augmentation | gan-test | gan
+    truncation: float | None
+    fraction: float | None = None
+
+    @property
+    def kind(self) -> str:
+        if self.truncation is None:
+            return "real"
+        return "real+synthetic" if self.fraction else "synthetic"
+
+
+def synthetic_quality(cfg: SweepConfig, artifacts: SweepArtifacts, synthetic_dir: Path, trial_dir: Path) -> dict:
+    """IS and FID of a generated set against the real reference statistics, its GAN-test accuracy (the
+    real-data classifier tested on it, Shmelkov et al.), and a sample grid in the trial directory."""
+    synthetic = read_shards(synthetic_dir)
+    sample_grid(synthetic.images_NHWC, synthetic.labels_N, trial_dir / SAMPLES_NAME)
+    extractor = load_classifier(artifacts.extractor_path)
+    reference = load_reference_stats(artifacts.real_stats_path)
+    quality = sample_quality(extractor, synthetic.images_NHWC, reference, is_splits=cfg.metrics.is_splits)
+    return quality | {"gan_test_accuracy": 1 - evaluate_classifier(extractor, synthetic)["top1_error"]}
+
+
+def classifier_scores(
+    cfg: SweepConfig, train_dir: Path, artifacts: SweepArtifacts, trial_dir: Path, launch: Launch
+) -> dict:
+    """Train cfg.classifier on train_dir as a data-parallel job and test it on the real test split."""
+    job = {
+        "classifier": cfg.classifier,
+        "train_dir": str(train_dir),
+        "test_dir": str(artifacts.real_test_dir),
+        "out_dir": str(trial_dir),
+        "save_model": False,
+        "engine": cfg.engine,
+        "on_bad_sample": cfg.data.on_bad_sample,
+    }
+    run_data_parallel(classifier_worker, job, launch=launch, name=f"classifier-{trial_dir.name}")
+    return read_scores(trial_dir)
+
+
+def result_record(
+    cfg: SweepConfig,
+    artifacts: SweepArtifacts,
+    training: TrainingSet,
+    *,
+    generator: Generator | None,
+    train_dir: Path,
+    scores: dict,
+    quality: dict,
+    trial_dir: Path,
+    launch: Launch,
+    started: float,
+) -> dict:
+    """result.json of a trial: scores, quality, what made them (configs, digests, versions, node)."""
+    trained_on_generated = training.kind == "synthetic" and scores.get("top1_error") is not None
+    return {
+        "sweep": cfg.name,
+        "space": cfg.space,
+        "experiment": training.experiment,
+        "trial": trial_dir.name,
+        "training_set": training.kind,
+        "truncation": training.truncation,
+        "synthetic_fraction": training.fraction,
+        "truncation_factor": None if training.truncation is None else cfg.sample.truncation_factor,
+        "sample_seed": None if training.truncation is None else cfg.sample.seed,
+        "gan": None if generator is None else {name: getattr(generator.gan, name) for name in GAN_FIELDS},
+        **scores,
+        **quality,
+        "gan_train_accuracy": 1 - scores["top1_error"] if trained_on_generated else None,
+        "class_names": read_manifest(artifacts.real_test_dir)["class_names"],
+        "feature_extractor": EXTRACTOR_NOTE.format(arch=cfg.classifier.arch),
+        "real_fid_note": "real row: FID of the real test split against the real training split"
+        if training.truncation is None
+        else None,
+        "digests": {
+            "train_manifest_sha256": manifest_digest(train_dir),
+            "test_manifest_sha256": manifest_digest(artifacts.real_test_dir),
+            "generator_sha256": None if generator is None else generator.sha256,
+            "extractor_sha256": sha256_of(artifacts.extractor_path),
+        },
+        "workers": launch.workers,
+        "node": {"hostname": platform.node(), "ray_node_id": _ray_node_id()},
+        "versions": {"distgan": distgan.__version__, "torch": torch.__version__, "ray": ray.__version__},
+        "config": to_dict(cfg),
+        "wall_time_sec": time.time() - started,
+    }
+
+
+def run_classification_trial(
+    cfg: SweepConfig,
+    artifacts: SweepArtifacts,
+    training: TrainingSet,
+    *,
+    generator: Generator,
+    trial_dir: Path,
+    launch: Launch,
+) -> dict:
+    """One row of Table 1 (replacement), of the augmentation table, or of the GAN-test table. Writes
+    and returns result.json."""
+    started = time.time()
+    trial_dir.mkdir(parents=True, exist_ok=True)
+    if training.truncation is None:
+        train_dir, used_generator = artifacts.real_train_dir, None
+        quality = json.loads(artifacts.real_quality_path.read_text())
+    else:
+        used_generator = generator
+        synthetic_dir = prepare_synthetic_shards(cfg, artifacts.real_train_dir, generator, training.truncation)
+        quality = synthetic_quality(cfg, artifacts, synthetic_dir, trial_dir)
+        train_dir = synthetic_dir
+        if training.fraction:
+            train_dir = prepare_mixture(cfg, artifacts.real_train_dir, synthetic_dir, training.fraction)
+    scores = classifier_scores(cfg, train_dir, artifacts, trial_dir, launch)
+    result = result_record(
+        cfg,
+        artifacts,
+        training,
+        generator=used_generator,
+        train_dir=train_dir,
+        scores=scores,
+        quality=quality,
+        trial_dir=trial_dir,
+        launch=launch,
+        started=started,
+    )
+    write_json_atomic(trial_dir / RESULT_NAME, result)
+    return result
+
+
+def _ray_node_id() -> str | None:
+    return ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
+
+
+def finite_scalars(result: dict) -> dict:
+    """The scalar metrics of a result, for Ray Tune's reporter (absent and non-finite ones left out)."""
+    values = {key: result.get(key) for key in REPORTED_SCALARS}
+    return {key: float(value) for key, value in values.items() if value is not None and np.isfinite(value)}

@@ -1,0 +1,166 @@
+"""Multi-node for real on one machine: two network namespaces with their own addresses (tests/netns.py),
+one torchrun agent per namespace rendezvousing over c10d, and a Ray cluster of a head and a worker
+node whose sweep trials land on both.
+
+Every subprocess has a timeout; a hang fails in bounded time and prints the agents' or nodes' logs.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+import netns
+import pytest
+import torch
+from conftest import REPO
+
+pytestmark = pytest.mark.skipif(not netns.available(), reason="needs root and `ip netns` (network namespaces)")
+
+JOB = REPO / "tests" / "multinode_job.py"
+RDZV_PORT = "29400"  # every run has its own namespaces, so fixed ports cannot collide
+RAY_PORT = "6390"
+TIMEOUT_SEC = 180
+SWEEP_TIMEOUT_SEC = 480  # a loaded 2-core machine (load 15-35) took 160-250 s
+
+
+def node_env(node: netns.Node) -> dict:
+    # gloo (and TensorPipe) would otherwise take the address the hostname resolves to, often 127.0.x.1,
+    # which the other node cannot reach (measured here: "Connection refused" from remote=[127.0.0.1]).
+    return os.environ | {
+        "OMP_NUM_THREADS": "1",
+        "PYTHONUNBUFFERED": "1",
+        "GLOO_SOCKET_IFNAME": node.interface,
+        "TP_SOCKET_IFNAME": node.interface,
+        "RAY_AUTH_MODE": "disabled",
+    }
+
+
+def finish(processes: dict[str, subprocess.Popen], logs: dict[str, Path], timeout: float) -> None:
+    """Wait for all processes; on a timeout or a failure, kill the rest and fail with every log's tail."""
+    try:
+        for process in processes.values():
+            process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        pass
+    finally:
+        for process in processes.values():
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    codes = {name: process.returncode for name, process in processes.items()}
+    if any(codes.values()):
+        tails = "\n".join(
+            f"--- {name} (exit {codes.get(name, 0)}):\n{path.read_text()[-3000:]}" for name, path in logs.items()
+        )
+        pytest.fail(f"exit codes {codes}\n{tails}")
+
+
+def spawn(node: netns.Node, argv: list[str], log: Path) -> subprocess.Popen:
+    with log.open("w") as sink:
+        return subprocess.Popen(
+            node.command(*argv), env=node_env(node), cwd=REPO, stdout=sink, stderr=subprocess.STDOUT
+        )
+
+
+@pytest.fixture
+def nodes():
+    with netns.network_namespaces(2) as made:
+        yield made
+
+
+def test_torchrun_two_nodes_of_two_equals_one_node_of_four(nodes, tmp_path):
+    head, other = nodes
+    out = tmp_path / "multi.pt"
+    rdzv_id = uuid.uuid4().hex
+    processes, logs = {}, {}
+    for node_rank, node in enumerate(nodes):
+        argv = [
+            sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "2",
+            "--rdzv-backend", "c10d", "--rdzv-endpoint", f"{head.address}:{RDZV_PORT}", "--rdzv-id", rdzv_id,
+            # is_host: the endpoint is no name of this machine (its hostname resolves to 127.0.0.1), so
+            # torch's guess says "not the host" on both nodes and nobody would serve the store.
+            "--rdzv-conf", f"is_host={int(node_rank == 0)},join_timeout=120",
+            # --local-addr: what node 0 advertises as MASTER_ADDR (else its hostname, i.e. 127.0.0.1).
+            "--local-addr", node.address,
+            str(JOB), str(out),
+        ]  # fmt: skip
+        logs[node.name] = tmp_path / f"agent{node_rank}.log"
+        processes[node.name] = spawn(node, argv, logs[node.name])
+    finish(processes, logs, TIMEOUT_SEC)
+
+    records = [json.loads((tmp_path / f"multi.rank{rank}.json").read_text()) for rank in range(4)]
+    assert {record["world_size"] for record in records} == {4}
+    assert {record["master_addr"] for record in records} == {head.address}
+    # Ranks 0-1 ran in the head's namespace, ranks 2-3 in the other's: two nodes took part.
+    for record in records:
+        node = nodes[record["node_rank"]]
+        assert record["rank"] // 2 == record["node_rank"]
+        assert record["netns"] == f"net:[{node.inode()}]"
+
+    single = tmp_path / "single.pt"
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "4", str(JOB), str(single)]
+    env = os.environ | {"OMP_NUM_THREADS": "1"}  # in this machine's own namespace, on loopback
+    done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_SEC, env=env, cwd=REPO)
+    assert done.returncode == 0, done.stdout[-4000:]
+    multi_weights, single_weights = (torch.load(path, weights_only=True) for path in (out, single))
+    assert multi_weights.keys() == single_weights.keys()
+    for key in multi_weights:
+        torch.testing.assert_close(multi_weights[key], single_weights[key], rtol=0, atol=1e-6, msg=key)
+
+
+def ray_start(node: netns.Node, temp_dir: Path, log: Path, *args: str) -> None:
+    """`ray start` inside a node, with its own temp dir (its own session files and sockets)."""
+    command = [str(Path(sys.executable).with_name("ray")), "start", "--node-ip-address", node.address]
+    command += ["--num-cpus", "2", "--temp-dir", str(temp_dir), "--disable-usage-stats", *args]
+    with log.open("a") as sink:
+        done = subprocess.run(
+            node.command(*command), env=node_env(node), stdout=sink, stderr=subprocess.STDOUT, timeout=TIMEOUT_SEC
+        )
+    assert done.returncode == 0, log.read_text()[-4000:]
+
+
+# The cluster's node ids and the address each node registered with.
+NODE_ADDRESSES = (
+    "import json, ray; ray.init(address='{}'); "
+    "print(json.dumps({{n['NodeID']: n['NodeManagerAddress'] for n in ray.nodes()}}))"
+)
+
+
+def test_ray_sweep_trials_land_on_both_nodes(nodes, tmp_path):
+    head, other = nodes
+    address = f"{head.address}:{RAY_PORT}"
+    # Short temp dirs: Ray's Unix socket paths under them must stay within 107 characters.
+    temp_dirs = [Path(tempfile.mkdtemp(prefix="dgray", dir="/tmp")) for _ in nodes]
+    logs = {"head": tmp_path / "head.log", "worker": tmp_path / "worker.log", "sweep": tmp_path / "sweep.log"}
+    try:
+        ray_start(head, temp_dirs[0], logs["head"], "--head", "--port", RAY_PORT, "--include-dashboard", "false")
+        ray_start(other, temp_dirs[1], logs["worker"], "--address", address)
+        listed = subprocess.run(
+            head.command(sys.executable, "-c", NODE_ADDRESSES.format(address)),
+            env=node_env(head), capture_output=True, text=True, timeout=TIMEOUT_SEC,
+        )  # fmt: skip
+        assert listed.returncode == 0, listed.stderr[-4000:]
+        node_addresses = json.loads(listed.stdout.strip().splitlines()[-1])
+        assert sorted(node_addresses.values()) == [head.address, other.address]
+
+        # Two CPUs a node and a trial needs two (its driver and one worker): one trial fits a node, and
+        # Ray places each trial's driver on the least loaded node, so the two trials take one node each.
+        results = tmp_path / "results"
+        argv = [
+            sys.executable, "tune/sweep.py", "--quick", "--address", address, "--results-dir", str(results),
+            "--truncations", "0.5,1.0", "--include-real", "false", "--gan.iterations", "30",
+            "--classifier.epochs", "1", "--metrics.extractor-epochs", "1", "--workers-per-trial", "1", "--cpus-per-worker", "1",
+        ]  # fmt: skip
+        finish({"sweep": spawn(head, argv, logs["sweep"])}, logs, SWEEP_TIMEOUT_SEC)
+        trials = [json.loads(path.read_text()) for path in results.glob("*/trials/*/result.json")]
+        assert len(trials) == 2
+        assert sorted(node_addresses[trial["node"]["ray_node_id"]] for trial in trials) == [head.address, other.address]
+    finally:
+        netns.stop_processes(nodes)
+        for temp_dir in temp_dirs:
+            shutil.rmtree(temp_dir, ignore_errors=True)

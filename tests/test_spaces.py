@@ -1,0 +1,110 @@
+"""The sweep spaces as declared (no Ray cluster): their points, the gan space's ASHA, YAML spaces and
+their errors, trial names, the gan trial's rungs."""
+
+import sys
+from dataclasses import replace
+
+import pytest
+from conftest import REPO
+from ray.tune.schedulers import ASHAScheduler
+
+sys.path.insert(0, str(REPO / "tune"))
+from spaces import SPACES, resolve_space  # noqa: E402
+
+from distgan.config import PAPER_TRUNCATIONS, SweepConfig  # noqa: E402
+from distgan.errors import ConfigError  # noqa: E402
+from distgan.experiments.gan_search import rung_ends  # noqa: E402
+from distgan.experiments.trial import trial_name  # noqa: E402
+
+
+def grid(space) -> list:
+    return space.param_space["point"]["grid_search"]
+
+
+def test_replacement_is_the_real_row_and_the_papers_truncations():
+    space = SPACES["replacement"](SweepConfig())
+    assert grid(space) == [{"truncation": None}] + [{"truncation": tau} for tau in PAPER_TRUNCATIONS]
+    assert space.experiment == "replacement" and space.num_samples == 1 and space.scheduler is None
+
+
+def test_augmentation_crosses_truncations_with_fractions_plus_the_real_row():
+    space = SPACES["augmentation"](SweepConfig(truncations=(0.5, 1.0)))
+    points = grid(space)
+    assert points[0] == {"truncation": None, "fraction": 0.0}
+    assert points[1:] == [{"truncation": t, "fraction": f} for t in (0.5, 1.0) for f in (0.25, 0.5, 1.0)]
+    assert [trial_name("augmentation", {"point": p}, "x") for p in points[:3]] == [
+        "real",
+        "tau0.5-frac0.25",
+        "tau0.5-frac0.5",
+    ]
+
+
+def test_gan_space_draws_hyperparameters_and_stops_with_asha_on_the_chosen_metric():
+    cfg = SweepConfig(num_samples=5, scheduler_metric="gan_test_accuracy", rungs=4)
+    space = SPACES["gan"](cfg)
+    gan = space.param_space["gan"]
+    assert set(gan) == {"lr_d", "lr_g", "batch_size", "iterations", "d_steps_schedule"}
+    assert gan["iterations"].categories == [1000, 2000]
+    assert gan["d_steps_schedule"].categories == ["1", "3", "5", "5,2@1000", "5,4@500,3@1000,2@1500"]
+    assert 5e-5 <= gan["lr_d"].sample() <= 1e-3
+    assert isinstance(space.scheduler, ASHAScheduler) and space.num_samples == 5
+    assert (space.scheduler._metric, space.scheduler._mode, space.scheduler._time_attr) == (
+        "gan_test_accuracy",
+        "max",
+        "gan_iterations",
+    )
+    assert trial_name("gan", space.param_space, "ab12_00003") == "gan-ab12_00003"
+
+
+def test_fid_is_minimised():
+    assert SPACES["gan"](SweepConfig()).scheduler._mode == "min"
+
+
+def test_gan_test_space_is_a_generator_per_seed():
+    space = SPACES["gan-test"](SweepConfig(generator_seeds=(3, 4)))
+    assert space.param_space["gan"]["seed"] == {"grid_search": [3, 4]}
+    assert trial_name("gan-test", {"point": {"truncation": 1.0}, "gan": {"seed": 4}}, "x") == "seed4"
+
+
+@pytest.mark.parametrize(("iterations", "rungs", "ends"), [(60, 2, [30, 60]), (100, 3, [33, 66, 100]), (7, 1, [7])])
+def test_rungs_split_the_iterations_and_end_at_the_last(iterations, rungs, ends):
+    assert rung_ends(iterations, rungs) == ends
+
+
+def test_yaml_space_sets_fields_and_parameters(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text(
+        "experiment: augmentation\ntruncations: [0.5]\nfractions: [1.0]\ninclude_real: false\n"
+        "gan: {lr_g: [0.001, 0.002], lr_d: {loguniform: [0.0001, 0.001]}, d_steps_schedule: '5'}\n"
+    )
+    cfg, space = resolve_space(replace(SweepConfig(), space=str(path)))
+    assert cfg.truncations == (0.5,) and cfg.fractions == (1.0,) and not cfg.include_real
+    assert grid(space) == [{"truncation": 0.5, "fraction": 1.0}]
+    assert space.param_space["gan"]["lr_g"] == {"grid_search": [0.001, 0.002]}
+    assert space.param_space["gan"]["d_steps_schedule"] == "5"
+    assert 1e-4 <= space.param_space["gan"]["lr_d"].sample() <= 1e-3
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("experiment: everything\n", "experiment must be one of"),
+        ("experiment: gan\nrepeats: 3\n", "unknown key(s) ['repeats']"),
+        ("experiment: gan\ngan: {lr_q: 0.1}\n", "unknown gan field(s) ['lr_q']"),
+        ("experiment: gan\ngan: {lr_g: {normal: [0, 1]}}\n", "gan.lr_g must be a value, a list or one of"),
+        ("experiment: augmentation\nfractions: [0.5, -1]\n", "--fractions must be a list of fractions > 0"),
+    ],
+)
+def test_yaml_space_errors_name_the_file_and_key(tmp_path, text, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        resolve_space(replace(SweepConfig(), space=str(path)))
+    assert message in str(err.value)
+
+
+def test_yaml_gan_space_fits_asha_rungs_to_its_own_iterations(tmp_path):
+    path = tmp_path / "gans.yaml"
+    path.write_text("experiment: gan\ngan: {iterations: [60, 120]}\n")
+    _, space = resolve_space(replace(SweepConfig(rungs=2), space=str(path)))
+    assert (space.scheduler._max_t, space.scheduler._brackets[0]._rungs[-1][0]) == (120, 30)  # first rung: 60 / 2
