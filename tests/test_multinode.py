@@ -154,7 +154,8 @@ def test_ray_sweep_trials_land_on_both_nodes(nodes, tmp_path):
         argv = [
             sys.executable, "tune/sweep.py", "--quick", "--address", address, "--results-dir", str(results),
             "--truncations", "0.5,1.0", "--include-real", "false", "--gan.iterations", "30",
-            "--classifier.epochs", "1", "--metrics.extractor-epochs", "1", "--workers-per-trial", "1", "--cpus-per-worker", "1",
+            "--classifier.epochs", "1", "--metrics.extractor-epochs", "1",
+            "--workers-per-trial", "1", "--cpus-per-worker", "1",
         ]  # fmt: skip
         finish({"sweep": spawn(head, argv, logs["sweep"])}, logs, SWEEP_TIMEOUT_SEC)
         trials = [json.loads(path.read_text()) for path in results.glob("*/trials/*/result.json")]

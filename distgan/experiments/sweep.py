@@ -1,6 +1,7 @@
 """Run a sweep: shared artifacts once, then one Ray Tune trial per point of the space, then the report."""
 
 import logging
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,6 +85,10 @@ def run_sweep(cfg: SweepConfig, space: SweepSpace, *, resume: bool = False) -> S
     prepare_real_shards(cfg)  # reads the dataset first: a bad path fails before Ray starts
     if resume and not tune.Tuner.can_restore(str(tune_dir(cfg))):
         raise DistganError(f"--resume: no sweep state to resume in {tune_dir(cfg)}")
+    if not resume and (cfg.out_dir / "trials").is_dir():
+        log.info("starting %s afresh: its previous trials are removed (--resume goes on with them)", cfg.out_dir)
+        for previous in (cfg.out_dir / "trials", tune_dir(cfg)):
+            shutil.rmtree(previous, ignore_errors=True)
     if not ray.is_initialized():
         ray.init(address=cfg.address, log_to_driver=True)
     artifacts = prepare_sweep(cfg, sweep_launch(cfg, in_tune_trial=False), with_generator=space.experiment != "gan")

@@ -4,6 +4,7 @@ A trial's config is {"point": {"truncation": τ | None, "fraction": f | None}, "
 the sweep's experiment (replacement, augmentation, gan, gan-test) says what the trial does with it.
 """
 
+import json
 import logging
 import shutil
 from dataclasses import replace
@@ -13,7 +14,7 @@ from ray import tune
 
 from distgan.config import SweepConfig, digest, with_overrides
 from distgan.experiments.artifacts import SweepArtifacts, prepare_generator
-from distgan.experiments.classification import TrainingSet, finite_scalars, run_classification_trial
+from distgan.experiments.classification import RESULT_NAME, TrainingSet, finite_scalars, run_classification_trial
 from distgan.experiments.gan_search import run_gan_search_trial
 from distgan.train.launch import Launch
 
@@ -59,6 +60,15 @@ def _claim(directory: Path, key: str) -> None:
     marker.write_text(key)
 
 
+def _finished_result(directory: Path) -> dict | None:
+    """The result of a trial that ran to its end in `directory` (claimed: same config), else None."""
+    path = directory / RESULT_NAME
+    if not path.is_file():
+        return None
+    result = json.loads(path.read_text())
+    return None if result.get("stopped_early") else result  # a gan trial's rung result: go on training
+
+
 def run_trial(params: dict, *, cfg: SweepConfig, experiment: str, artifacts: SweepArtifacts) -> None:
     """Ray Tune function trainable: run `experiment` at this point and report its scores."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
@@ -66,6 +76,11 @@ def run_trial(params: dict, *, cfg: SweepConfig, experiment: str, artifacts: Swe
     _claim(directory, digest(cfg, experiment, params))
     launch = sweep_launch(cfg, in_tune_trial=True)
     gan = with_overrides(cfg.gan, params.get("gan") or {})
+    finished = _finished_result(directory)
+    if finished is not None:  # e.g. the driver died after the trial wrote its result, before Tune saved its state
+        logging.getLogger("distgan").info("trial %s finished before; its result.json stands", directory.name)
+        tune.report(finite_scalars(finished) | ({"gan_iterations": gan.iterations} if experiment == "gan" else {}))
+        return
     if experiment == "gan":
         # Only the rung reports reach Tune: ASHA checks that each report carries its metric.
         run_gan_search_trial(cfg, artifacts, gan, trial_dir=directory, launch=replace(launch, in_tune_trial=False))

@@ -5,9 +5,13 @@ write the outputs (atomically) to the paths it was given.
 """
 
 import json
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from distgan.data.shards import BadSamples, read_shards, write_json_atomic
+from distgan.profiling import StepTimer, UtilisationSampler, summarise, write_json
 from distgan.train import distributed
 from distgan.train.batches import open_split, split_info
 from distgan.train.classifier import evaluate_classifier, save_classifier, train_classifier
@@ -15,6 +19,7 @@ from distgan.train.gan import save_generator, train_gan
 from distgan.train.launch import report
 
 REPORTS_PER_JOB = 5  # progress reports of a classifier job, besides its final scores
+PROFILE_INTERVAL_S = 1.0  # utilisation samples of a classifier job (the sampler costs < 0.1 % of a core)
 
 
 def gan_worker(config: dict) -> None:
@@ -54,18 +59,21 @@ def classifier_worker(config: dict) -> None:
             report(metrics)
 
     engine_cfg = config["engine"]
-    checkpoint_dir = Path(config["out_dir"]) / "checkpoints" if engine_cfg.checkpoint_every_steps else None
-    model = train_classifier(
-        cfg,
-        train,
-        num_classes=len(test_classes),
-        engine_cfg=engine_cfg,
-        checkpoint_dir=checkpoint_dir,
-        on_epoch_end=report_some_epochs,
-    )
+    out_dir = Path(config["out_dir"])
+    checkpoint_dir = out_dir / "checkpoints" if engine_cfg.checkpoint_every_steps else None
+    timer = StepTimer(distributed.select_device())
+    with profiled(out_dir, timer) as profile:
+        model = train_classifier(
+            cfg,
+            train,
+            num_classes=len(test_classes),
+            engine_cfg=engine_cfg,
+            checkpoint_dir=checkpoint_dir,
+            on_epoch_end=report_some_epochs,
+            timer=timer,
+        )
     scores = evaluate_classifier(model, test)
     if distributed.rank() == 0:
-        out_dir = Path(config["out_dir"])
         out_dir.mkdir(parents=True, exist_ok=True)
         if config["save_model"]:
             save_classifier(
@@ -74,7 +82,25 @@ def classifier_worker(config: dict) -> None:
         # Streamed: the manifest's count (skipped samples, if any, are in the bad-sample fields).
         scores |= {"num_train_samples": int(num_train_samples)} | bad.as_dict()
         write_json_atomic(out_dir / "scores.json", scores)
-    report({"epoch": cfg.epochs, "top1_error": scores["top1_error"], "top5_error": scores["top5_error"]})
+    report({"epoch": cfg.epochs, "top1_error": scores["top1_error"], "top5_error": scores["top5_error"]} | profile)
+
+
+@contextmanager
+def profiled(out_dir: Path, timer: StepTimer) -> Iterator[dict]:
+    """Sample GPU (or, without NVML, CPU and RSS) utilisation on rank 0 while the block runs; then rank 0
+    writes profile.csv and profile.json to out_dir, and the yielded dict holds the summary for Ray Tune
+    (gpu_util_mean, gpu_mem_peak_mib, data_wait_frac, ...; the data wait of rank 0's steps)."""
+    summary: dict = {}
+    if distributed.rank() != 0:
+        yield summary
+        return
+    with UtilisationSampler(interval_s=PROFILE_INTERVAL_S) as sampler:
+        yield summary
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sampler.write_csv(out_dir / "profile.csv")
+    full = summarise(sampler.samples(), timer)
+    write_json(full, out_dir / "profile.json")
+    summary |= {key: value for key, value in full.items() if math.isfinite(value)}  # Tune: no NaN
 
 
 def read_scores(out_dir: Path) -> dict:

@@ -15,6 +15,7 @@ from distgan.config import ClassifierConfig, EngineConfig
 from distgan.errors import DistganError
 from distgan.metrics.classification import ClassificationCounts
 from distgan.models.classifiers import Classifier, build_classifier
+from distgan.profiling import StepTimer
 from distgan.train import distributed
 from distgan.train.batches import TrainingData, evaluation_batches, split_info, training_batches
 from distgan.train.batches import epoch_indices as epoch_indices  # re-exported: tests and benchmarks use it
@@ -35,6 +36,7 @@ def train_classifier(
     engine_cfg: EngineConfig | None = None,
     checkpoint_dir: Path | None = None,
     on_epoch_end: Callable[[int, dict], None] | None = None,
+    timer: StepTimer | None = None,
 ) -> Classifier:
     """Train cfg.arch on `train` on this rank's share; returns the plain (unwrapped) model.
 
@@ -43,9 +45,11 @@ def train_classifier(
 
     With `checkpoint_dir` and `engine_cfg.checkpoint_every_steps`, checkpoints are written there and a
     run that finds one resumes from it exactly (weights, optimizer, schedule, RNG, data position).
+    `timer` (profiling) splits every step's time into waiting for data and computing.
     """
     engine_cfg = engine_cfg or EngineConfig()
     device = distributed.select_device()
+    timer = timer or StepTimer()  # host time only; a profiled run passes one that syncs the GPU
     world = distributed.world_size()
     distributed.seed_everything(cfg.seed)  # identical initial weights on every rank
     num_samples, in_channels, _ = split_info(train)
@@ -85,9 +89,11 @@ def train_classifier(
         epoch_batches = batches.epoch(epoch, start)
         for step in range(start, steps_per_epoch):
             # Fetch data: this rank's samples of the step, as accumulation micro-batches.
-            micro_batches = next(epoch_batches)
+            with timer.data():
+                micro_batches = next(epoch_batches)
             # Forward, backward, update.
-            loss_sum += engine.train_step(micro_batches, batches.loss_fn)
+            with timer.compute():
+                loss_sum += engine.train_step(micro_batches, batches.loss_fn)
             # Checkpoint.
             global_step = epoch * steps_per_epoch + step + 1
             every = engine_cfg.checkpoint_every_steps
