@@ -161,7 +161,8 @@ def test_gan_space_from_yaml_with_asha_stops_the_worse_trial_at_its_first_rung(q
 
 def test_killed_driver_resumes_without_rerunning_finished_trials_and_reports_the_same(quick_sweep):
     sweep_dir, _ = quick_sweep
-    args = ("--space", "replacement", "--quick", "--results-dir", str(sweep_dir.parent), "--name", "resumed")
+    args = ("--space", "replacement", "--quick", "--results-dir", str(sweep_dir.parent), "--name", "resumed",
+            "--truncations", "1.0")  # fmt: skip
     resumed_dir = sweep_dir.parent / "resumed"
     env = os.environ | {"RAY_AUTH_MODE": "disabled"}
     with open(sweep_dir.parent / "killed.log", "w") as log:
@@ -175,12 +176,14 @@ def test_killed_driver_resumes_without_rerunning_finished_trials_and_reports_the
         os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray processes it started
         driver.wait()
     finished = {path: path.stat().st_mtime_ns for path in resumed_dir.glob("trials/*/result.json")}
-    assert 1 <= len(finished) < 3
+    assert len(finished) == 1
     done = run_sweep(*args, "--resume", timeout=400)
     assert done.returncode == 0, done.stderr[-3000:]
     assert {path: path.stat().st_mtime_ns for path in finished} == finished  # not rerun
-    assert len(list(resumed_dir.glob("trials/*/result.json"))) == 3
-    assert (resumed_dir / "report.csv").read_text() == (sweep_dir / "report.csv").read_text()
+    assert len(list(resumed_dir.glob("trials/*/result.json"))) == 2
+    # The rows equal those of the same trials in the uninterrupted sweep (training is deterministic).
+    uninterrupted = [row for row in (sweep_dir / "report.csv").read_text().splitlines() if ",tau0.5," not in row]
+    assert (resumed_dir / "report.csv").read_text().splitlines() == uninterrupted
 
 
 @pytest.mark.parametrize(
