@@ -90,7 +90,9 @@ def utilisation_section(sweep_dir: Path) -> str | None:
     if "gpu" in kinds:
         notes.append("GPU: SM busy % from NVML, pooled over the trial's GPUs and samples")
     if "cpu" in kinds:
-        notes.append("CPU (no NVML on the node): CPU time of the trial's process tree, % of one core")
+        notes.append(
+            "CPU (no NVML on the node): CPU time of the classifier job's rank-0 worker and its children, % of a core"
+        )
     return "\n".join(
         [
             "## Utilisation",
