@@ -18,7 +18,7 @@ from distgan.train.classifier import evaluate_classifier, save_classifier, train
 from distgan.train.gan import save_generator, train_gan
 from distgan.train.launch import report
 
-REPORTS_PER_JOB = 5  # progress reports of a classifier job, besides its final scores
+REPORTS_PER_JOB = 3  # progress reports of a classifier job besides its final scores (~1 s each under Ray Train)
 PROFILE_INTERVAL_S = 1.0  # utilisation samples of a classifier job (the sampler costs < 0.1 % of a core)
 
 
