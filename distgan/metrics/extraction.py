@@ -24,6 +24,10 @@ from distgan.metrics.feature_stats import FeatureStats
 from distgan.train import distributed
 
 DEFAULT_MAX_KEPT_FEATURES = 50_000
+# On CPUs the network sees at most this many images per call. A 299×299 InceptionV3 batch of 50 has activations
+# of ~280 MB that glibc maps and page-faults afresh on every call (sys time ~20 %); at 4 the largest (22 MB)
+# stays under glibc's 32 MB mmap ceiling and in cache. Measured here, compiled: 50 → 30 img/s, 4 → 38 img/s.
+CPU_NETWORK_BATCH = 4
 
 
 @dataclass
@@ -107,6 +111,7 @@ def extract(
     else:
         device, rank, world = distributed.select_device(), distributed.rank(), distributed.world_size()
     step = step or make_step(extractor, device, fused)
+    network_batch = min(batch_size, CPU_NETWORK_BATCH) if device.type == "cpu" else batch_size
     stats = FeatureStats.empty(extractor.num_features, device)
     class_stats: dict[int, FeatureStats] = {}
     if per_class:
@@ -117,10 +122,7 @@ def extract(
     for start in starts[rank::world]:
         stop = min(start + batch_size, source.num_images)
         images = torch.as_tensor(np.ascontiguousarray(source.chunk(start, stop))).to(device)
-        if fused and len(images) < batch_size:  # pad the last chunk: one compiled shape, padded rows dropped
-            images = torch.cat([images, images[-1:].expand(batch_size - len(images), *images.shape[1:])])
-        feats, logits = step(images)
-        feats, logits = feats[: stop - start], logits[: stop - start]
+        feats, logits = _forward(step, images, network_batch, pad=fused)
         stats.update(feats)
         if per_class:
             labels = torch.as_tensor(source.labels_N[start:stop], device=device)
@@ -142,6 +144,20 @@ def extract(
     if keep_features:
         feats_ND = _gather_in_order(index[index < max_kept_features], kept_feats, extractor.num_features, world)
     return Extraction(stats, logits_NK, feats_ND, source.labels_N, class_stats if per_class else None)
+
+
+def _forward(step: Callable, images: torch.Tensor, network_batch: int, pad: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """`step` over `images` in network batches; `pad`: every call gets exactly `network_batch` images (one compiled
+    shape), short ones padded with copies of their last image whose outputs are dropped."""
+    feats, logits = [], []
+    for part in images.split(network_batch):
+        count = len(part)
+        if pad and count < network_batch:
+            part = torch.cat([part, part[-1:].expand(network_batch - count, *part.shape[1:])])
+        part_feats, part_logits = step(part)
+        feats.append(part_feats[:count])
+        logits.append(part_logits[:count])
+    return torch.cat(feats), torch.cat(logits)
 
 
 def _gather_in_order(index_N: torch.Tensor, rows: list[torch.Tensor], width: int, world: int) -> torch.Tensor:

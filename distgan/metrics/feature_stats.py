@@ -24,11 +24,11 @@ class FeatureStats:
         return cls(0, zeros, torch.zeros((dim, dim), dtype=torch.float64, device=device))
 
     def update(self, feats_ND: torch.Tensor) -> None:
-        """Add a batch of features; one float64 GEMM."""
+        """Add a batch of features; one float64 GEMM, accumulated in place (no D×D temporary)."""
         feats = feats_ND.detach().to(torch.float64)
         self.count += feats.shape[0]
         self.sum_D += feats.sum(dim=0)
-        self.sum_outer_DD += feats.T @ feats
+        self.sum_outer_DD.addmm_(feats.T, feats)
 
     def all_reduce(self) -> None:
         """Sum the statistics of every rank in place (no-op without a process group)."""
