@@ -1,8 +1,15 @@
 """Engine overhead: classifier samples/s through distgan's engine (DDP, DeepSpeed; 1 and 2 workers)
-against a plain single-process PyTorch loop on the same model, data and augmentation, in the same run.
+against a plain single-process PyTorch loop on the same model, data, augmentation and learning-rate schedule,
+in the same run.
 
 Claim (issue 5): at 1 worker the engine costs ≤ 5 % of the plain loop's throughput.
-    python benchmarks/bench_engine.py [--quick]
+    python benchmarks/bench_engine.py [--quick] [--rounds 3]
+
+The plain loop does exactly the engine's work: same initial weights, same crops, same schedule, so both end
+with bit-identical weights (checked and printed: a loop that computed something else, e.g. met more denormal
+numbers, could differ in speed for that reason alone). Every measurement is a fresh process (torchrun for the
+engine, plain python for the reference) with 2 threads per worker-core share; rounds alternate all runs so that
+load drift hits all alike; the best round of each run is compared (as timeit does: noise only slows).
 Timing excludes start-up and the first epoch (warm-up): it is taken between epoch ends.
 """
 
@@ -12,8 +19,11 @@ import math
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import replace
+from pathlib import Path
+from statistics import median
 
 import torch
 import torch.nn.functional as F
@@ -24,11 +34,20 @@ from distgan.data.transforms import random_crop_flip, to_model_input
 from distgan.models.classifiers import build_classifier
 from distgan.train import distributed
 from distgan.train.classifier import epoch_indices, train_classifier
-from distgan.train.schedules import goyal_learning_rate
+from distgan.train.schedules import goyal_learning_rate, lr_multiplier
+
+RUNS = {  # name → (backend, workers); "plain" is the reference
+    "plain PyTorch loop (reference)": ("plain", 1),
+    "engine ddp, 1 worker × 2 threads": ("ddp", 1),
+    "engine deepspeed, 1 worker × 2 threads": ("deepspeed", 1),
+    "engine ddp, 2 workers × 1 thread": ("ddp", 2),
+    "engine deepspeed, 2 workers × 1 thread": ("deepspeed", 2),
+}
 
 
-def plain_loop_samples_per_sec(cfg: ClassifierConfig, train) -> float:
-    """The reference: the same work written as a textbook PyTorch loop, no engine, no process group."""
+def plain_loop(cfg: ClassifierConfig, train) -> tuple[float, torch.nn.Module]:
+    """The reference: the same work written as a textbook PyTorch loop, no engine, no process group;
+    returns (samples/s, trained model)."""
     torch.manual_seed(cfg.seed)
     model = build_classifier(cfg.arch, 1, 10)
     optimizer = torch.optim.SGD(
@@ -38,43 +57,54 @@ def plain_loop_samples_per_sec(cfg: ClassifierConfig, train) -> float:
         weight_decay=cfg.weight_decay,
     )
     images, labels = to_model_input(train.images_NHWC), torch.as_tensor(train.labels_N)
-    rng = torch.Generator().manual_seed(0)
+    rng = torch.Generator().manual_seed(cfg.seed * 7919)  # the engine's augmentation seed on rank 0: same crops
     steps = math.ceil(len(labels) / cfg.batch_size)
+    # The engine's learning-rate schedule: part of the work (without it the weights take another path).
+    total_steps = steps * cfg.epochs
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda step: lr_multiplier(
+            step,
+            total_steps=total_steps,
+            warmup_steps=round(cfg.warmup_epochs * steps),
+            decay_fractions=cfg.decay_epoch_fractions,
+        ),
+    )
     epoch_ends = []
     for epoch in range(cfg.epochs):
         model.train()
         order = torch.from_numpy(epoch_indices(len(labels), epoch, cfg.seed))
         for step in range(steps):
             batch = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
-            x = random_crop_flip(images[batch], padding=cfg.crop_padding, flip=False, generator=rng)
+            x = random_crop_flip(images[batch], padding=cfg.crop_padding, flip=cfg.horizontal_flip, generator=rng)
             loss = F.cross_entropy(model(x), labels[batch])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            schedule.step()
         epoch_ends.append(time.perf_counter())
-    return (cfg.epochs - 1) * len(labels) / (epoch_ends[-1] - epoch_ends[0])
+    return (cfg.epochs - 1) * len(labels) / (epoch_ends[-1] - epoch_ends[0]), model
 
 
-def engine_samples_per_sec(cfg: ClassifierConfig, train, backend: str) -> float:
-    """Samples/s of `train_classifier` through the engine on this process's world."""
+def engine_run(cfg: ClassifierConfig, train, backend: str) -> tuple[float, torch.nn.Module]:
+    """(samples/s, trained model) of `train_classifier` through the engine on this process's world."""
     epoch_ends = []
-    train_classifier(
+    model = train_classifier(
         cfg,
         train,
         num_classes=10,
         engine_cfg=EngineConfig(backend=backend),
         on_epoch_end=lambda epoch, _: epoch_ends.append(time.perf_counter()),
     )
-    return (cfg.epochs - 1) * len(train.labels_N) / (epoch_ends[-1] - epoch_ends[0])
+    return (cfg.epochs - 1) * len(train.labels_N) / (epoch_ends[-1] - epoch_ends[0]), model
 
 
-def engine_job(backend: str, epochs: int, workers: int) -> float:
-    """This script as `workers` torchrun workers sharing the 2 cores; rank 0 prints its samples/s.
-
-    Each measurement gets fresh processes, so no engine's process group or environment leaks into another.
-    """
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(workers), __file__]
-    command += ["--worker", backend, "--epochs", str(epochs)]
+def measure(backend: str, workers: int, epochs: int, weights: Path) -> float:
+    """One fresh process (torchrun for the engine) running `--worker backend`; returns rank 0's samples/s.
+    The worker writes its final weights to `weights`. Threads: the 2 cores shared among the workers."""
+    command = [sys.executable, __file__, "--worker", backend, "--epochs", str(epochs), "--weights", str(weights)]
+    if backend != "plain":
+        command[1:1] = ["-m", "torch.distributed.run", "--nproc-per-node", str(workers)]
     threads = str(max(1, 2 // workers))
     done = subprocess.run(command, capture_output=True, text=True, env=os.environ | {"OMP_NUM_THREADS": threads})
     if done.returncode != 0:
@@ -82,35 +112,58 @@ def engine_job(backend: str, epochs: int, workers: int) -> float:
     return json.loads(done.stdout.strip().splitlines()[-1])["samples_per_sec"]
 
 
+def worker(backend: str, cfg: ClassifierConfig, weights: Path) -> None:
+    train = load_split("digits", "train", image_size=16)
+    if backend == "plain":
+        rate, model = plain_loop(cfg, train)
+    else:
+        distributed.init_from_env()
+        rate, model = engine_run(cfg, train, backend)
+    if distributed.rank() == 0:
+        torch.save(model.state_dict(), weights)
+        print(json.dumps({"samples_per_sec": rate}))
+    if backend != "plain":
+        distributed.shutdown(wait_for_others=True)
+
+
+def max_weight_difference(a: Path, b: Path) -> float:
+    state_a, state_b = torch.load(a), torch.load(b)
+    return max((state_a[k].double() - state_b[k].double()).abs().max().item() for k in state_a)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="4 epochs instead of 12")
+    parser.add_argument("--quick", action="store_true", help="4 epochs and 1 round instead of 12 and 3")
     parser.add_argument("--epochs", type=int)
-    parser.add_argument("--worker", choices=["ddp", "deepspeed"], help=argparse.SUPPRESS)
+    parser.add_argument("--rounds", type=int)
+    parser.add_argument("--worker", choices=["plain", "ddp", "deepspeed"], help=argparse.SUPPRESS)
+    parser.add_argument("--weights", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     epochs = args.epochs or (4 if args.quick else 12)
     cfg = replace(ClassifierConfig(), epochs=epochs, warmup_epochs=1.0)
-    train = load_split("digits", "train", image_size=16)
     if args.worker:
-        distributed.init_from_env()
-        rate = engine_samples_per_sec(cfg, train, args.worker)
-        if distributed.rank() == 0:
-            print(json.dumps({"samples_per_sec": rate}))
-        distributed.shutdown(wait_for_others=True)
+        worker(args.worker, cfg, args.weights)
         return
 
-    torch.set_num_threads(2)  # the reference uses both cores, as every engine run does
-    plain = plain_loop_samples_per_sec(cfg, train)
-    rows = [("plain PyTorch loop (reference)", plain)]
-    for workers, label in ((1, "1 worker × 2 threads"), (2, "2 workers × 1 thread")):
-        rows += [
-            (f"engine {backend}, {label}", engine_job(backend, epochs, workers)) for backend in ("ddp", "deepspeed")
-        ]
-    print(f"ResNet-20, digits 16×16, global batch {cfg.batch_size}, {epochs} epochs (first excluded), 2 CPU cores")
-    for name, rate in rows:
-        print(f"{name:40s} {rate:8.0f} samples/s   ratio to reference {rate / plain:5.2f}")
-    overhead = 1 - max(rate for name, rate in rows[1:3]) / plain
-    print(f"engine overhead at 1 worker (best backend): {100 * overhead:.1f} %  (target ≤ 5 %)")
+    rates: dict[str, list[float]] = {name: [] for name in RUNS}
+    with tempfile.TemporaryDirectory() as tmp:
+        weights = {name: Path(tmp) / f"{i}.pt" for i, name in enumerate(RUNS)}
+        for _ in range(args.rounds or (1 if args.quick else 3)):
+            for name, (backend, workers) in RUNS.items():
+                rates[name].append(measure(backend, workers, epochs, weights[name]))
+        reference = next(iter(RUNS))
+        differences = {name: max_weight_difference(weights[reference], weights[name]) for name in RUNS}
+
+    best_plain = max(rates[reference])
+    print(f"ResNet-20, digits 16×16, global batch {cfg.batch_size}, {epochs} epochs (first excluded), 2 CPU cores, "
+          f"{len(rates[reference])} rounds")  # fmt: skip
+    print(f"{'run':40s} {'best':>8s} {'median':>8s}  samples/s   best/reference   max |Δweight| vs reference")
+    for name, values in rates.items():
+        print(f"{name:40s} {max(values):8.0f} {median(values):8.0f}              {max(values) / best_plain:5.3f}"
+              f"            {differences[name]:.1e}")  # fmt: skip
+    one_worker = [name for name, (backend, workers) in RUNS.items() if backend != "plain" and workers == 1]
+    overhead = 1 - max(max(rates[name]) for name in one_worker) / best_plain
+    print(f"engine overhead at 1 worker (best backend, best rounds): {100 * overhead:.1f} %  (target ≤ 5 %)")
 
 
 if __name__ == "__main__":

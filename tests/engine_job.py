@@ -18,6 +18,9 @@ from distgan.train.classifier import epoch_indices
 from distgan.train.engine import build_engine
 
 NUM_STEPS = 6
+# Gradients well above norm 1 (DeepSpeed's default clipping threshold, which DDP does not apply), so a backend
+# that clipped would end elsewhere; the job checks the first step's norm.
+LOSS_SCALE = 20.0
 
 
 def main(out: str, backend: str, global_batch: int, accum: int) -> None:
@@ -29,7 +32,7 @@ def main(out: str, backend: str, global_batch: int, accum: int) -> None:
     )
     world = distributed.world_size()
     micro = global_batch // (world * accum)
-    optimizer = torch.optim.SGD(module.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
+    optimizer = torch.optim.SGD(module.parameters(), lr=0.05 / LOSS_SCALE, momentum=0.9, weight_decay=5e-4)
     engine = build_engine(
         module,
         optimizer,
@@ -43,8 +46,11 @@ def main(out: str, backend: str, global_batch: int, accum: int) -> None:
     indices = torch.from_numpy(epoch_indices(len(labels), 0, seed=0))
 
     def loss_fn(model, batch):
-        return F.cross_entropy(model(images[batch]), labels[batch])
+        return LOSS_SCALE * F.cross_entropy(model(images[batch]), labels[batch])
 
+    first = indices[: micro * accum]
+    grads = torch.autograd.grad(loss_fn(module, first), list(module.parameters()))
+    assert torch.linalg.vector_norm(torch.stack([g.norm() for g in grads])) > 2.0, "gradients too small to test"
     for step in range(NUM_STEPS):
         batch = indices[step * micro * accum : (step + 1) * micro * accum]
         engine.train_step(list(batch.split(micro)), loss_fn)

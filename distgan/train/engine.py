@@ -76,6 +76,9 @@ class DeepSpeedEngine:
             "zero_optimization": {"stage": cfg.zero_stage}
             | ({"offload_optimizer": {"device": "cpu"}} if cfg.offload_optimizer else {}),
             "bf16": {"enabled": torch.cuda.is_available()},  # fp32 on CPUs
+            # DeepSpeed clips the gradient norm at 1.0 unless told otherwise; DDP does not clip, and both
+            # backends must take the same step (found by bench_engine.py: weights 0.08 apart after 24 steps).
+            "gradient_clipping": 0.0,
             # Our optimizer is a torch one (no JIT-compiled fused Adam); DeepSpeed asks us to say so.
             "zero_allow_untested_optimizer": True,
             "steps_per_print": 2**31 - 1,
