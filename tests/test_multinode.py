@@ -148,14 +148,14 @@ def test_ray_sweep_trials_land_on_both_nodes(nodes, tmp_path):
         node_addresses = json.loads(listed.stdout.strip().splitlines()[-1])
         assert sorted(node_addresses.values()) == [head.address, other.address]
 
-        # Two CPUs a node and a trial needs two (its driver and one worker): one trial fits a node, and
-        # Ray places each trial's driver on the least loaded node, so the two trials take one node each.
+        # Two CPUs a node and a trial needs two (its one worker, run in the trial's process): one trial fills
+        # a node, so the two trials run at once only on different nodes.
         results = tmp_path / "results"
         argv = [
             sys.executable, "tune/sweep.py", "--quick", "--address", address, "--results-dir", str(results),
             "--truncations", "0.5,1.0", "--include-real", "false", "--gan.iterations", "30",
             "--classifier.epochs", "1", "--metrics.extractor-epochs", "1",
-            "--workers-per-trial", "1", "--cpus-per-worker", "1",
+            "--workers-per-trial", "1", "--cpus-per-worker", "2", "--max-concurrent-trials", "2",
         ]  # fmt: skip
         finish({"sweep": spawn(head, argv, logs["sweep"])}, logs, SWEEP_TIMEOUT_SEC)
         trials = [json.loads(path.read_text()) for path in results.glob("*/trials/*/result.json")]

@@ -132,7 +132,9 @@ def test_augmentation_sweep_reuses_cached_artifacts_and_trains_with_deepspeed(qu
 
 
 def test_gan_space_from_yaml_with_asha_stops_the_worse_trial_at_its_first_rung(quick_sweep, tmp_path):
-    """Two GANs, one whose G barely learns (lr 1e-7): ASHA, ranking by FID, stops it at the first rung."""
+    """Two GANs, one whose G barely learns (lr 1e-7): ASHA, ranking by FID, stops it at the first rung.
+    One worker per trial: each trial runs its GAN segments and classifier in its own process (no Ray Train);
+    one trial at a time, so that the good GAN's first rung is recorded before the bad one reaches its own."""
     sweep_dir, _ = quick_sweep
     space = tmp_path / "two_gans.yaml"
     space.write_text(
@@ -141,7 +143,8 @@ def test_gan_space_from_yaml_with_asha_stops_the_worse_trial_at_its_first_rung(q
     )
     done = run_sweep(
         "--space", str(space), "--quick", "--results-dir", str(sweep_dir.parent), "--rungs", "2",
-        "--classifier.epochs", "1", "--scheduler-metric", "fid", "--max-failures", "0", timeout=400,
+        "--classifier.epochs", "1", "--scheduler-metric", "fid", "--max-failures", "0",
+        "--workers-per-trial", "1", "--cpus-per-worker", "1", "--max-concurrent-trials", "1", timeout=400,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     results = {
@@ -155,6 +158,7 @@ def test_gan_space_from_yaml_with_asha_stops_the_worse_trial_at_its_first_rung(q
     assert 0 <= good["gan_train_accuracy"] <= 1 and good["experiment"] == "gan"
     assert bad["gan_iterations_done"] == 30 and bad["stopped_early"] and bad["gan_train_accuracy"] is None
     assert bad["fid"] > good["fid"]
+    assert good["workers"] == 1 and not list((sweep_dir.parent / "two_gans-digits-quick" / "ray" / "train").glob("*"))
     events = list((sweep_dir.parent / "two_gans-digits-quick" / "ray" / "tune").glob("gan-*/events.out.tfevents.*"))
     assert len(events) == 2  # TensorBoard events per trial
 

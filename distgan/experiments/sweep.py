@@ -16,7 +16,14 @@ from distgan.config import SweepConfig, to_dict
 from distgan.data.shards import write_json_atomic
 from distgan.errors import DistganError
 from distgan.experiments.artifacts import prepare_real_shards, prepare_sweep
-from distgan.experiments.trial import EXPERIMENTS, run_trial, sweep_launch, trial_name
+from distgan.experiments.trial import (
+    EXPERIMENTS,
+    jobs_in_trial,
+    run_trial,
+    sweep_launch,
+    trial_name,
+    trial_resources,
+)
 
 log = logging.getLogger("distgan")
 
@@ -46,24 +53,25 @@ class SweepOutcome:
     wall_time_sec: float
 
 
-TRIAL_DRIVER_CPUS = 1.0  # Ray Tune's default reservation for a function trainable
-
-
 def fitting_concurrency(cfg: SweepConfig, cluster: dict) -> int:
     """How many trials can run at once with all their workers placed.
 
     A trial holds its driver's CPU while its TorchTrainer asks for the workers' resources; with more
-    trials than fit, every driver waits on workers that never start (a deadlock, not a queue).
+    trials than fit, every driver waits on workers that never start (a deadlock, not a queue). A trial
+    that runs its one worker itself needs only that worker's resources.
     """
-    per_trial_cpus = TRIAL_DRIVER_CPUS + cfg.workers_per_trial * cfg.cpus_per_worker
+    own = trial_resources(cfg)
+    workers = 0 if jobs_in_trial(cfg) else cfg.workers_per_trial
+    per_trial_cpus = own["cpu"] + workers * cfg.cpus_per_worker
     fitting = int(cluster.get("CPU", 0) // per_trial_cpus)
-    per_trial_gpus = cfg.workers_per_trial * cfg.gpus_per_worker
+    per_trial_gpus = own["gpu"] + workers * cfg.gpus_per_worker
     if cfg.use_gpu:
         fitting = min(fitting, int(cluster.get("GPU", 0) // per_trial_gpus))
     if fitting < 1:
         raise DistganError(
-            f"a trial needs {per_trial_cpus:g} CPUs ({cfg.workers_per_trial} workers × {cfg.cpus_per_worker:g} + its "
-            f"driver){f' and {per_trial_gpus:g} GPUs' if cfg.use_gpu else ''}; the Ray cluster has {cluster}"
+            f"a trial needs {per_trial_cpus:g} CPUs ({cfg.workers_per_trial} workers × {cfg.cpus_per_worker:g}"
+            f"{'' if jobs_in_trial(cfg) else ' + its driver'}){f' and {per_trial_gpus:g} GPUs' if cfg.use_gpu else ''}"
+            f"; the Ray cluster has {cluster}"
         )
     return fitting
 
@@ -92,7 +100,10 @@ def run_sweep(cfg: SweepConfig, space: SweepSpace, *, resume: bool = False) -> S
     if not ray.is_initialized():
         ray.init(address=cfg.address, log_to_driver=True)
     artifacts = prepare_sweep(cfg, sweep_launch(cfg, in_tune_trial=False), with_generator=space.experiment != "gan")
-    trainable = tune.with_parameters(run_trial, cfg=cfg, experiment=space.experiment, artifacts=artifacts)
+    trainable = tune.with_resources(
+        tune.with_parameters(run_trial, cfg=cfg, experiment=space.experiment, artifacts=artifacts),
+        trial_resources(cfg),
+    )
     if resume:
         log.info("resuming the sweep in %s", tune_dir(cfg))
         tuner = tune.Tuner.restore(str(tune_dir(cfg)), trainable, resume_errored=True)

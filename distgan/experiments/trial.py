@@ -20,6 +20,7 @@ from distgan.train.launch import Launch
 
 EXPERIMENTS = ("replacement", "augmentation", "gan", "gan-test")
 KEY_NAME = ".trial-key"  # digest of what determines a trial's outputs; a stale directory is cleared
+TRIAL_DRIVER_CPUS = 1.0  # Ray Tune's default reservation for a function trainable
 
 
 def trial_name(experiment: str, params: dict, trial_id: str) -> str:
@@ -40,14 +41,31 @@ def trial_dir(cfg: SweepConfig, name: str) -> Path:
 
 
 def sweep_launch(cfg: SweepConfig, *, in_tune_trial: bool) -> Launch:
-    """How the sweep's data-parallel jobs run: its workers, resources and Ray Train storage."""
+    """How the sweep's data-parallel jobs run: its workers, resources and Ray Train storage. A trial's jobs of
+    one worker run in the trial's own process (`jobs_in_trial`)."""
     return Launch(
         workers=cfg.workers_per_trial,
         cpus_per_worker=cfg.cpus_per_worker,
         gpus_per_worker=cfg.gpus_per_worker,
         storage_dir=cfg.out_dir / "ray" / "train",
         in_tune_trial=in_tune_trial,
+        in_process=in_tune_trial and jobs_in_trial(cfg),
     )
+
+
+def jobs_in_trial(cfg: SweepConfig) -> bool:
+    """Whether a trial runs its data-parallel jobs itself: with one worker there is nothing to all-reduce, and a
+    Ray Train worker group of one costs a controller and a worker process per job (~5 s to the first step,
+    benchmarks/bench_sweep_overhead.py). The trial then holds the worker's resources (`trial_resources`)."""
+    return cfg.workers_per_trial == 1
+
+
+def trial_resources(cfg: SweepConfig) -> dict:
+    """What a trial's own process reserves: the worker's CPUs and GPUs when it runs its jobs itself, else
+    Tune's default of one CPU for a driver that waits on its TorchTrainer jobs' workers."""
+    if jobs_in_trial(cfg):
+        return {"cpu": cfg.cpus_per_worker, "gpu": cfg.gpus_per_worker}
+    return {"cpu": TRIAL_DRIVER_CPUS, "gpu": 0}
 
 
 def _claim(directory: Path, key: str) -> None:

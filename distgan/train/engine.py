@@ -14,7 +14,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from distgan.config import EngineConfig
-from distgan.train import distributed
+from distgan.train import distributed, host_memory
 
 LossFn = Callable[[nn.Module, object], torch.Tensor]  # (forward module, micro-batch) -> mean loss
 
@@ -112,6 +112,7 @@ def build_engine(
     module: nn.Module, optimizer, scheduler, cfg: EngineConfig, *, device: torch.device, micro_batch_size: int
 ) -> Engine:
     """The engine that cfg.backend names, around a plain module already built identically on every rank."""
+    host_memory.keep_freed_memory()
     if cfg.backend == "deepspeed":
         return DeepSpeedEngine(module.to(device), optimizer, scheduler, cfg=cfg, micro_batch_size=micro_batch_size)
     return DdpEngine(module, optimizer, scheduler, device=device)

@@ -25,15 +25,26 @@ class Launch:
     gpus_per_worker: float  # 0: CPU workers (gloo)
     storage_dir: Path  # Ray Train's run directory (worker logs, reported metrics)
     in_tune_trial: bool  # forward the workers' reports to the enclosing Ray Tune trial
-    in_process: bool = False  # run the one worker in this process, without Ray (debugging, overhead benchmark)
+    in_process: bool = False  # run the one worker in this process, without Ray Train (e.g. inside its Tune trial)
+
+
+# Ray Train's controller polls its workers this often (default 2 s); a worker's report waits for the poll that
+# takes the previous one, and a job's end is seen at the next poll: ~1 s per report and per job at the default.
+CONTROLLER_POLL_INTERVAL_S = "0.1"
+_forward_to_tune = False  # set while an in-process job runs inside a Ray Tune trial that wants its reports
 
 
 def report(metrics: dict) -> None:
-    """Report metrics from a worker: to Ray Train (and Tune above it) under Ray, else a no-op."""
+    """Report metrics from a worker: to Ray Train (and Tune above it) under Ray Train, to the Tune trial an
+    in-process job runs in, else a no-op."""
     if os.environ.get("DISTGAN_UNDER_RAY_TRAIN") == "1":
         import ray.train
 
         ray.train.report(metrics)
+    elif _forward_to_tune:
+        from ray import tune
+
+        tune.report(metrics)
 
 
 def _under_ray_train(loop_config: dict) -> None:
@@ -47,10 +58,7 @@ def _under_ray_train(loop_config: dict) -> None:
 def run_data_parallel(fn: WorkerFn, config: dict, *, launch: Launch, name: str) -> None:
     """Run fn(config) on `launch.workers` Ray Train workers (or here: launch.in_process); raises if any fails."""
     if launch.in_process:
-        if launch.workers != 1:
-            raise ValueError(f"an in-process job has one worker, not {launch.workers}")
-        torch.set_num_threads(max(1, math.floor(launch.cpus_per_worker)))
-        fn(config)
+        _run_here(fn, config, launch)
         return
     import ray.train
     from ray.train.torch import TorchConfig, TorchTrainer
@@ -62,6 +70,7 @@ def run_data_parallel(fn: WorkerFn, config: dict, *, launch: Launch, name: str) 
         callbacks.append(TuneReportCallback())
     use_gpu = launch.gpus_per_worker > 0
     resources = {"CPU": launch.cpus_per_worker} | ({"GPU": launch.gpus_per_worker} if use_gpu else {})
+    os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", CONTROLLER_POLL_INTERVAL_S)  # Train passes it on
     trainer = TorchTrainer(
         _under_ray_train,
         train_loop_config={"fn": fn, "config": config, "torch_threads": max(1, math.floor(launch.cpus_per_worker))},
@@ -72,3 +81,16 @@ def run_data_parallel(fn: WorkerFn, config: dict, *, launch: Launch, name: str) 
         run_config=ray.train.RunConfig(name=name, storage_path=str(launch.storage_dir), callbacks=callbacks),
     )
     trainer.fit()
+
+
+def _run_here(fn: WorkerFn, config: dict, launch: Launch) -> None:
+    """The one worker in this process: no process group; reports go to the enclosing Tune trial if wanted."""
+    global _forward_to_tune
+    if launch.workers != 1:
+        raise ValueError(f"an in-process job has one worker, not {launch.workers}")
+    torch.set_num_threads(max(1, math.floor(launch.cpus_per_worker)))
+    _forward_to_tune = launch.in_tune_trial
+    try:
+        fn(config)
+    finally:
+        _forward_to_tune = False
