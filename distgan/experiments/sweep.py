@@ -119,6 +119,9 @@ def run_sweep(cfg: SweepConfig, space: SweepSpace, *, resume: bool = False) -> S
                     max_concurrent=cfg.max_concurrent_trials or fitting_concurrency(cfg, ray.cluster_resources()),
                     random_state=space.search_seed,
                 ),
+                # A trial's process outlives it and runs the next: imports, kernels and caches are warm
+                # (a fresh one costs seconds per trial: benchmarks/bench_sweep_overhead.py).
+                reuse_actors=True,
                 trial_name_creator=lambda trial: trial_name(space.experiment, trial.config, trial.trial_id),
                 trial_dirname_creator=lambda trial: trial_name(space.experiment, trial.config, trial.trial_id),
             ),
