@@ -36,7 +36,7 @@ from distgan.data.transforms import random_crop_flip, to_model_input
 from distgan.models.classifiers import build_classifier
 from distgan.train import distributed, host_memory
 from distgan.train.classifier import epoch_indices, train_classifier
-from distgan.train.schedules import goyal_learning_rate, lr_multiplier
+from distgan.train.schedules import classifier_lr_schedule, goyal_learning_rate
 
 RUNS = {  # name → (loop, workers); the plain loop with the engine's malloc settings is the reference
     "plain loop, engine's malloc (reference)": ("plain-malloc", 1),
@@ -62,17 +62,7 @@ def plain_loop(cfg: ClassifierConfig, train) -> tuple[float, torch.nn.Module]:
     images, labels = to_model_input(train.images_NHWC), torch.as_tensor(train.labels_N)
     rng = torch.Generator().manual_seed(cfg.seed * 7919)  # the engine's augmentation seed on rank 0: same crops
     steps = math.ceil(len(labels) / cfg.batch_size)
-    # The engine's learning-rate schedule: part of the work (without it the weights take another path).
-    total_steps = steps * cfg.epochs
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        lambda step: lr_multiplier(
-            step,
-            total_steps=total_steps,
-            warmup_steps=round(cfg.warmup_epochs * steps),
-            decay_fractions=cfg.decay_epoch_fractions,
-        ),
-    )
+    schedule = classifier_lr_schedule(optimizer, cfg, steps)  # the engine's: part of the work
     epoch_ends = []
     for epoch in range(cfg.epochs):
         model.train()

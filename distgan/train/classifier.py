@@ -21,7 +21,7 @@ from distgan.train.batches import TrainingData, evaluation_batches, split_info, 
 from distgan.train.batches import epoch_indices as epoch_indices  # re-exported: tests and benchmarks use it
 from distgan.train.checkpoint import load_training_checkpoint, save_atomic, save_training_checkpoint
 from distgan.train.engine import build_engine
-from distgan.train.schedules import goyal_learning_rate, lr_multiplier
+from distgan.train.schedules import classifier_lr_schedule, goyal_learning_rate
 
 
 class TrainingError(DistganError):
@@ -60,17 +60,8 @@ def train_classifier(
     step_samples = micro_batch * accum  # per rank and optimizer step
     peak_lr = goyal_learning_rate(cfg.base_lr, step_samples * world, cfg.reference_batch_size)
     steps_per_epoch = math.ceil(math.ceil(num_samples / world) / step_samples)
-    total_steps = steps_per_epoch * cfg.epochs
     optimizer = torch.optim.SGD(module.parameters(), lr=peak_lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        lambda step: lr_multiplier(
-            step,
-            total_steps=total_steps,
-            warmup_steps=round(cfg.warmup_epochs * steps_per_epoch),
-            decay_fractions=cfg.decay_epoch_fractions,
-        ),
-    )
+    scheduler = classifier_lr_schedule(optimizer, cfg, steps_per_epoch)
     engine = build_engine(module, optimizer, scheduler, engine_cfg, device=device, micro_batch_size=micro_batch)
     batches = training_batches(train, cfg, step_samples=step_samples, micro_batch=micro_batch, device=device)
     assert batches.steps_per_epoch == steps_per_epoch

@@ -2,8 +2,14 @@
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import torch
 
 from distgan.errors import ConfigError
+
+if TYPE_CHECKING:  # config imports this module (the D:G schedule parser)
+    from distgan.config import ClassifierConfig
 
 # (first G iteration at which it applies, D steps per G step), sorted, first entry at iteration 0.
 DStepsSchedule = tuple[tuple[int, int], ...]
@@ -52,3 +58,18 @@ def lr_multiplier(
         return (step + 1) / warmup_steps
     num_decays = sum(step >= math.floor(frac * total_steps) for frac in decay_fractions)
     return decay_factor**num_decays
+
+
+def classifier_lr_schedule(
+    optimizer, cfg: "ClassifierConfig", steps_per_epoch: int
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """The classifier's schedule on `optimizer` (whose lr is the peak): `lr_multiplier` over cfg.epochs."""
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda step: lr_multiplier(
+            step,
+            total_steps=steps_per_epoch * cfg.epochs,
+            warmup_steps=round(cfg.warmup_epochs * steps_per_epoch),
+            decay_fractions=cfg.decay_epoch_fractions,
+        ),
+    )
