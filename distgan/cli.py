@@ -4,6 +4,7 @@ library calls the sweep uses. Every stage runs as one process or under `torchrun
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -265,5 +266,18 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def run() -> None:
+    """The `distgan` command and `python -m distgan.cli`. A torchrun worker (its group already destroyed by
+    `main`) leaves without the interpreter's teardown, where gloo's threads have aborted a rank after its
+    work was done (see distributed.shutdown)."""
+    exit_code = main()
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        logging.shutdown()
+        os._exit(exit_code)
+    sys.exit(exit_code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

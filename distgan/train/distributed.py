@@ -5,6 +5,7 @@ One process is a world of size 1: everything here works without a process group.
 """
 
 import contextlib
+import gc
 import os
 import random
 import socket
@@ -75,6 +76,10 @@ def shutdown(*, wait_for_others: bool) -> None:
     if is_distributed():
         if wait_for_others:
             dist.barrier()
+        # Free unreachable wrappers first (a DDP reducer in a reference cycle holds the group): the group's gloo
+        # threads then end here, not in the interpreter's teardown, where a rank has aborted with "terminate
+        # called without an active exception" (rarely; pytorch/pytorch#179291 describes the teardown race).
+        gc.collect()
         dist.destroy_process_group()
 
 
