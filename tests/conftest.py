@@ -1,6 +1,7 @@
-"""Shared fixtures: the repository root, and reference implementations of metrics from their packages."""
+"""Shared fixtures: the repository root, digits shards, and reference implementations of metrics from their packages."""
 
 import importlib.util
+import subprocess
 import sys
 import types
 from pathlib import Path
@@ -8,6 +9,17 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def digits_shards(tmp_path_factory):
+    """Real digits shards (16×16 PNG, 1,437 train / 360 test), made once by the CLI as a user would: DIR/train
+    and DIR/test. Tests read them and never write there."""
+    out = tmp_path_factory.mktemp("digits")
+    command = [sys.executable, "-m", "distgan.cli", "prepare", "digits", "--out", str(out), "--image-size", "16"]
+    prepared = subprocess.run(command, capture_output=True, text=True)
+    assert prepared.returncode == 0, prepared.stderr
+    return out
 
 
 class _Placeholder:

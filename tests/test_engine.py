@@ -56,16 +56,6 @@ def test_deepspeed_zero1_equals_ddp(ddp_two_workers, tmp_path):
     assert_same_weights(ddp_two_workers, initial, atol=0)  # and the runs are reproducible to the bit
 
 
-@pytest.fixture(scope="module")
-def digits_shards(tmp_path_factory):
-    """Real digits shards, made once by the CLI as a user would: DIR/train and DIR/test."""
-    out = tmp_path_factory.mktemp("digits")
-    command = [sys.executable, "-m", "distgan.cli", "prepare", "digits", "--out", str(out), "--image-size", "16"]
-    prepared = subprocess.run(command, capture_output=True, text=True)
-    assert prepared.returncode == 0, prepared.stderr
-    return out
-
-
 def classifier_run(shards, out: str, backend: str) -> list[str]:
     return [
         "-m", "distgan.cli", "train-classifier",

@@ -52,15 +52,6 @@ def distgan_slurm(cluster, *args: str) -> str:
     return done.stderr.split("Submitted batch job ")[1].split()[0]
 
 
-@pytest.fixture(scope="module")
-def digits_shards(tmp_path_factory):
-    out = tmp_path_factory.mktemp("digits")
-    done = subprocess.run([sys.executable, "-m", "distgan.cli", "prepare", "digits", "--out", str(out),
-                           "--image-size", "16"], capture_output=True, text=True, timeout=120)  # fmt: skip
-    assert done.returncode == 0, done.stderr[-2000:]
-    return out
-
-
 def test_render_fills_the_header_and_bakes_in_the_arguments(tmp_path):
     job = SlurmJob(script="train", args=("train-gan", "--out", "a b"), partition="gpu", nodes=4, gpus_per_node=8,
                    cpus_per_task=32, time="1-00:00:00", mem="200G")  # fmt: skip

@@ -5,8 +5,6 @@ exact resume mid-epoch and at an epoch boundary, the auto rule and the flag's va
 import os
 import shutil
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -27,33 +25,23 @@ CFG = ClassifierConfig(arch="small_cnn", epochs=2, batch_size=64, warmup_epochs=
 
 
 @pytest.fixture(scope="module")
-def shards(tmp_path_factory):
-    """Digits shards (16×16 PNG, 1,437 train / 360 test), made by the CLI as a user would."""
-    out = tmp_path_factory.mktemp("digits")
-    command = [sys.executable, "-m", "distgan.cli", "prepare", "digits", "--out", str(out), "--image-size", "16"]
-    prepared = subprocess.run(command, capture_output=True, text=True)
-    assert prepared.returncode == 0, prepared.stderr
-    return out
-
-
-@pytest.fixture(scope="module")
-def memory_error(shards):
-    model = train_classifier(CFG, read_shards(shards / "train"), num_classes=10)
-    return evaluate_classifier(model, read_shards(shards / "test"))["top1_error"]
+def memory_error(digits_shards):
+    model = train_classifier(CFG, read_shards(digits_shards / "train"), num_classes=10)
+    return evaluate_classifier(model, read_shards(digits_shards / "test"))["top1_error"]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_streaming_learns_as_well_as_memory(shards, memory_error, backend):
-    source = ShardSource(shard_dir=shards / "train", backend=backend, num_workers=1)
+def test_streaming_learns_as_well_as_memory(digits_shards, memory_error, backend):
+    source = ShardSource(shard_dir=digits_shards / "train", backend=backend, num_workers=1)
     model = train_classifier(CFG, source, num_classes=10)
-    test = read_shards(shards / "test")
+    test = read_shards(digits_shards / "test")
     error = evaluate_classifier(model, test)["top1_error"]
     assert memory_error < 0.75 and error < 0.75  # chance is 0.9
     assert abs(error - memory_error) < 0.15  # same recipe; only the augmentation draws and order differ
     # The streamed test set scores the same model exactly as the decoded one.
-    assert evaluate_classifier(model, ShardSource(shard_dir=shards / "test", backend=backend)) == evaluate_classifier(
-        model, test
-    )
+    assert evaluate_classifier(
+        model, ShardSource(shard_dir=digits_shards / "test", backend=backend)
+    ) == evaluate_classifier(model, test)
 
 
 def _states(model) -> dict:
@@ -63,8 +51,8 @@ def _states(model) -> dict:
 # 23 steps per epoch: step 35 is in the middle of epoch 2, step 23 is the epoch boundary. DALI resumes
 # from its own checkpoint of reader position and random state; the fallback skips to the batch.
 @pytest.mark.parametrize("backend, every, resume_at", [("dali", 7, 35), ("dali", 23, 23), ("pil", 7, 35)])
-def test_stream_resume_equals_uninterrupted(shards, tmp_path, backend, every, resume_at):
-    source = ShardSource(shard_dir=shards / "train", backend=backend, num_workers=1)
+def test_stream_resume_equals_uninterrupted(digits_shards, tmp_path, backend, every, resume_at):
+    source = ShardSource(shard_dir=digits_shards / "train", backend=backend, num_workers=1)
     engine = EngineConfig(checkpoint_every_steps=every)
     whole = _states(train_classifier(CFG, source, num_classes=10, engine_cfg=engine, checkpoint_dir=tmp_path / "a"))
     # A run that died after step `resume_at`: its newest complete checkpoint is that step's.
@@ -111,15 +99,15 @@ def _rank_main(rank: int, port: int, shard_dir: str, backend: str, out: str) -> 
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_two_ranks_see_each_sample_once_per_epoch(shards, tmp_path, backend):
+def test_two_ranks_see_each_sample_once_per_epoch(digits_shards, tmp_path, backend):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    torch.multiprocessing.spawn(_rank_main, args=(port, str(shards / "train"), backend, str(tmp_path)), nprocs=2)
+    torch.multiprocessing.spawn(_rank_main, args=(port, str(digits_shards / "train"), backend, str(tmp_path)), nprocs=2)
     seen = [torch.load(tmp_path / f"rank{r}.pt").numpy() for r in range(2)]
-    manifest = read_manifest(shards / "train")
+    manifest = read_manifest(digits_shards / "train")
     if backend == "pil":
-        keys = [key for shard in manifest["shards"] for key, _ in read_index(shards / "train", shard)]
+        keys = [key for shard in manifest["shards"] for key, _ in read_index(digits_shards / "train", shard)]
         assert len(keys) == manifest["num_samples"] == 1437
         union = np.concatenate(seen)
         assert len(seen[0]) == len(seen[1]) == 719  # 1,437 padded to 1,438: one sample of the head repeats
@@ -132,12 +120,14 @@ def test_two_ranks_see_each_sample_once_per_epoch(shards, tmp_path, backend):
         assert np.bincount(np.concatenate(seen), minlength=10).tolist() == manifest["class_counts"]
 
 
-def test_auto_streams_above_the_memory_cap(shards, monkeypatch):
-    assert isinstance(open_split(shards / "train", ClassifierConfig()), ImageSplit)  # 1,437 × 16 × 16: < 2 GiB
+def test_auto_streams_above_the_memory_cap(digits_shards, monkeypatch):
+    assert isinstance(open_split(digits_shards / "train", ClassifierConfig()), ImageSplit)  # 1,437 × 16 × 16: < 2 GiB
     monkeypatch.setattr(batches, "MEMORY_CAP_GIB", 1e-3)
     cfg = ClassifierConfig(loader_backend="pil", loader_workers=3)
-    assert open_split(shards / "train", cfg) == ShardSource(shard_dir=shards / "train", backend="pil", num_workers=3)
-    assert isinstance(open_split(shards / "train", ClassifierConfig(loader="memory")), ImageSplit)
+    assert open_split(digits_shards / "train", cfg) == ShardSource(
+        shard_dir=digits_shards / "train", backend="pil", num_workers=3
+    )
+    assert isinstance(open_split(digits_shards / "train", ClassifierConfig(loader="memory")), ImageSplit)
 
 
 @pytest.mark.parametrize(
@@ -149,24 +139,26 @@ def test_loader_flags_are_validated_by_name(field, value, flag):
         ClassifierConfig(**{field: value})
 
 
-def test_an_empty_dali_batch_is_padded_with_the_previous_sample(shards, monkeypatch):
+def test_an_empty_dali_batch_is_padded_with_the_previous_sample(digits_shards, monkeypatch):
     # Rank 0 of 2 gets 718 of 1,437 samples from DALI: two batches of 359, then an empty one, while rank 1
     # has a third batch of 1. The empty one becomes one repeated sample, so both ranks take 3 steps.
     monkeypatch.setattr(batches.distributed, "world_size", lambda: 2)
-    source = ShardSource(shard_dir=shards / "train", backend="dali", num_workers=1)
+    source = ShardSource(shard_dir=digits_shards / "train", backend="dali", num_workers=1)
     stream = batches.StreamBatches(source, CFG, step_samples=359, micro_batch=359, device=torch.device("cpu"))
     steps = [micro_batches[0] for micro_batches in stream.epoch(0, 0)]
     assert [len(labels) for _, labels in steps] == [359, 359, 1]
     torch.testing.assert_close(steps[2][0], steps[1][0][-1:], rtol=0, atol=0)
 
 
-def test_resuming_with_another_loader_is_refused_by_name(shards, tmp_path):
+def test_resuming_with_another_loader_is_refused_by_name(digits_shards, tmp_path):
     engine, cfg = EngineConfig(checkpoint_every_steps=23), CFG
-    pil = ShardSource(shard_dir=shards / "train", backend="pil", num_workers=0)
+    pil = ShardSource(shard_dir=digits_shards / "train", backend="pil", num_workers=0)
     short = ClassifierConfig(arch="small_cnn", epochs=1, batch_size=64, warmup_epochs=0.5)
     train_classifier(short, pil, num_classes=10, engine_cfg=engine, checkpoint_dir=tmp_path)
-    dali = ShardSource(shard_dir=shards / "train", backend="dali", num_workers=1)
+    dali = ShardSource(shard_dir=digits_shards / "train", backend="dali", num_workers=1)
     with pytest.raises(DataError, match="reading stream-pil, this run streams with dali.*--classifier.loader-backend"):
         train_classifier(cfg, dali, num_classes=10, engine_cfg=engine, checkpoint_dir=tmp_path)
     with pytest.raises(DataError, match="reading stream-pil, this run reads memory.*--classifier.loader"):
-        train_classifier(cfg, read_shards(shards / "train"), num_classes=10, engine_cfg=engine, checkpoint_dir=tmp_path)
+        train_classifier(
+            cfg, read_shards(digits_shards / "train"), num_classes=10, engine_cfg=engine, checkpoint_dir=tmp_path
+        )

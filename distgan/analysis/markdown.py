@@ -18,6 +18,12 @@ def fmt(value, digits: int = 2) -> str:
     return f"{value:.{digits}f}"
 
 
+def table(header: str, alignment: str, rows: list[str]) -> str:
+    """A Markdown table: `header` '| A | B |', `alignment` one letter a column ('l' left, 'r' right), body rows."""
+    rule = "| " + " | ".join({"l": "---", "r": "---:"}[a] for a in alignment) + " |"
+    return "\n".join([header, rule, *rows])
+
+
 def pct(value, digits: int = 2) -> str:
     """A fraction as a percentage (no sign); '–' when not measured."""
     return fmt(100 * value if is_number(value) else value, digits)
@@ -25,54 +31,53 @@ def pct(value, digits: int = 2) -> str:
 
 def table1(rows: list[dict]) -> str:
     """Table 1 of Ravuri & Vinyals (2019) as Markdown; errors and accuracies in %."""
-    lines = [TABLE1_HEADER, "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    for row in rows:
-        lines.append(
-            f"| {row['training_set']} | {fmt(row['truncation'])} | {pct(row['top5_error'])} "
-            f"| {pct(row['top1_error'])} | {fmt(row['inception_score_mean'])} ± "
-            f"{fmt(row['inception_score_std'])} | {fmt(row['fid'])} | {pct(row['gan_test_accuracy'])} |"
-        )
-    return "\n".join(lines)
+    body = [
+        f"| {row['training_set']} | {fmt(row['truncation'])} | {pct(row['top5_error'])} "
+        f"| {pct(row['top1_error'])} | {fmt(row['inception_score_mean'])} ± "
+        f"{fmt(row['inception_score_std'])} | {fmt(row['fid'])} | {pct(row['gan_test_accuracy'])} |"
+        for row in rows
+    ]
+    return table(TABLE1_HEADER, "lrrrrrr", body)
 
 
 def augmentation_table(rows: list[dict]) -> str:
     """Ravuri & Vinyals (2019) Table 2: real + a fraction of generated data; gain in Top-1 accuracy points."""
-    lines = [
+    header = (
         "| Training set | Truncation | Extra generated (fraction) | Top-1 error (%) | Top-5 error (%) "
-        "| Top-1 acc. gain over real (points) |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
-    ]
+        "| Top-1 acc. gain over real (points) |"
+    )
+    body = []
     for row in rows:
         gain = row["top1_accuracy_gain"]
         gain_text = "–" if gain is None else f"{100 * gain:+.2f}"
-        lines.append(
+        body.append(
             f"| {row['training_set']} | {fmt(row['truncation'])} | {fmt(row['synthetic_fraction'])} "
             f"| {pct(row['top1_error'])} | {pct(row['top5_error'])} | {gain_text} |"
         )
-    return "\n".join(lines)
+    return table(header, "lrrrrr", body)
 
 
 def gan_table(rows: list[dict]) -> str:
     """Shmelkov et al. (2018): one row per generator, sorted by FID; GAN-train / GAN-test in %."""
-    lines = [
+    header = (
         "| Experiment | Trial | lr D | lr G | Batch | Iterations done / planned | D:G schedule | Seed | IS "
-        "| FID | GAN-train (%) | GAN-test (%) |",
-        "| --- | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |",
-    ]
+        "| FID | GAN-train (%) | GAN-test (%) |"
+    )
+    body = []
     for row in rows:
         lr_d = "–" if row["lr_d"] is None else f"{row['lr_d']:.2e}"
         lr_g = "–" if row["lr_g"] is None else f"{row['lr_g']:.2e}"
         done = "–" if row["iterations_done"] is None else str(row["iterations_done"])
         planned = "–" if row["iterations"] is None else str(row["iterations"])
         stopped = " (stopped early)" if row["stopped_early"] else ""
-        lines.append(
+        body.append(
             f"| {row['experiment']} | `{row['trial']}` | {lr_d} | {lr_g} | {row['batch_size'] or '–'} "
             f"| {done} / {planned}{stopped} | {row['d_steps_schedule'] or '–'} "
             f"| {'–' if row['seed'] is None else row['seed']} "
             f"| {fmt(row['inception_score_mean'])} ± {fmt(row['inception_score_std'])} | {fmt(row['fid'])} "
             f"| {pct(row['gan_train_accuracy'])} | {pct(row['gan_test_accuracy'])} |"
         )
-    return "\n".join(lines)
+    return table(header, "llrrrrlrrrrr", body)
 
 
 def _with_interval(stat: dict, digits: int = 2) -> str:
@@ -83,18 +88,18 @@ def _with_interval(stat: dict, digits: int = 2) -> str:
 def correlation_table(entries: list[dict]) -> str:
     """Every (experiment, metric, accuracy) entry: r (p) [95 % CI] for Pearson and Spearman, and why NaN."""
     level = f"{100 * CONFIDENCE_LEVEL:g} %"
-    lines = [
-        f"| Experiment | Metric | Accuracy | Rows | Pearson r (p) [{level} CI] | Spearman ρ (p) [{level} CI] | Note |",
-        "| --- | --- | --- | ---: | ---: | ---: | --- |",
-    ]
+    header = (
+        f"| Experiment | Metric | Accuracy | Rows | Pearson r (p) [{level} CI] | Spearman ρ (p) [{level} CI] | Note |"
+    )
+    body = []
     for e in entries:
         degenerate = max(e["pearson"]["num_degenerate_resamples"], e["spearman"]["num_degenerate_resamples"])
         note = e["reason"] or (f"{degenerate} of {N_RESAMPLES} resamples degenerate" if degenerate else "")
-        lines.append(
+        body.append(
             f"| {e['experiment']} | {LABELS[e['metric']]} | {LABELS[e['accuracy']]} | {e['num_rows']} "
             f"| {_with_interval(e['pearson'])} | {_with_interval(e['spearman'])} | {note} |"
         )
-    return "\n".join(lines)
+    return table(header, "lllrrrl", body)
 
 
 def class_section(classes: dict) -> str:

@@ -11,6 +11,7 @@ matplotlib.use("Agg")  # files only; no display on cluster nodes
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from distgan.analysis.markdown import table  # noqa: E402
 from distgan.errors import DataError  # noqa: E402
 from distgan.profiling.summary import IDLE_UTIL_PCT, read_csv, summarise  # noqa: E402
 
@@ -100,9 +101,7 @@ def utilisation_section(sweep_dir: Path) -> str | None:
             f"{'; '.join(notes)}. Idle: share of samples under {IDLE_UTIL_PCT:g} %. "
             "Data wait: share of step time spent waiting for the next batch (StepTimer).",
             "",
-            "| Trial | Device | Samples | Mean % | p5 % | p50 % | p95 % | Idle | Data wait |",
-            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-            *rows,
+            table("| Trial | Device | Samples | Mean % | p5 % | p50 % | p95 % | Idle | Data wait |", "llrrrrrrr", rows),
             "",
             f"![utilisation timeline]({TIMELINE_PNG})",
         ]
