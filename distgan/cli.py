@@ -4,7 +4,6 @@ library calls the sweep uses. Every stage runs as one process or under `torchrun
 import argparse
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -267,16 +266,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run() -> None:
-    """The `distgan` command and `python -m distgan.cli`. A torchrun worker (its group already destroyed by
-    `main`) leaves without the interpreter's teardown, where gloo's threads have aborted a rank after its
-    work was done (see distributed.shutdown)."""
-    exit_code = main()
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        logging.shutdown()
-        os._exit(exit_code)
-    sys.exit(exit_code)
+    """The `distgan` command and `python -m distgan.cli` (a torchrun worker leaves as `exit_process` says)."""
+    distributed.exit_process(main())
 
 
 if __name__ == "__main__":

@@ -60,3 +60,5 @@ def main(out: str, backend: str, global_batch: int, accum: int) -> None:
 
 if __name__ == "__main__":
     main(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+    distributed.shutdown(wait_for_others=True)
+    distributed.exit_process(0)

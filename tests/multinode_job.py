@@ -28,3 +28,4 @@ if __name__ == "__main__":
     path.with_suffix(".tmp").write_text(json.dumps(record))
     os.replace(path.with_suffix(".tmp"), path)
     distributed.shutdown(wait_for_others=True)
+    distributed.exit_process(0)

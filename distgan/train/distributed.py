@@ -6,9 +6,12 @@ One process is a world of size 1: everything here works without a process group.
 
 import contextlib
 import gc
+import logging
 import os
 import random
 import socket
+import sys
+from typing import NoReturn
 
 import numpy as np
 import torch
@@ -81,6 +84,17 @@ def shutdown(*, wait_for_others: bool) -> None:
         # called without an active exception" (rarely; pytorch/pytorch#179291 describes the teardown race).
         gc.collect()
         dist.destroy_process_group()
+
+
+def exit_process(code: int) -> NoReturn:
+    """End this process with `code`. A worker of a multi-process world (its group destroyed by `shutdown`) leaves
+    without the interpreter's teardown, where gloo's threads have aborted a rank after its work was done."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        logging.shutdown()
+        os._exit(code)
+    sys.exit(code)
 
 
 def barrier() -> None:
