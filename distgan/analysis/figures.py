@@ -1,5 +1,5 @@
 """Figures of a sweep: per-class accuracy real vs best τ (the paper's Figure 1), IS/FID vs Top-1 error,
-Top-1 accuracy against the fraction of extra generated data (the paper's Figure 2), sample grids."""
+Top-1 accuracy against the fraction of extra generated data (the paper's Figure 2)."""
 
 from pathlib import Path
 
@@ -8,7 +8,6 @@ import matplotlib
 matplotlib.use("Agg")  # files only; no display on cluster nodes
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
 
 from distgan.analysis.results import is_number  # noqa: E402
 
@@ -81,19 +80,3 @@ def augmentation_figure(rows: list[dict]):
     ax.set_title("Real training data augmented with generated data")
     ax.legend(loc="best", fontsize=8)
     return fig
-
-
-def sample_grid(images_NHWC: np.ndarray, labels_N: np.ndarray, path: Path, per_class: int = 8, scale: int = 4) -> None:
-    """A PNG with one row per class of its first `per_class` images, enlarged `scale`× (nearest)."""
-    num_classes = int(labels_N.max()) + 1
-    _, height, width, channels = images_NHWC.shape
-    grid = np.zeros((num_classes * (height + 1), per_class * (width + 1), channels), np.uint8)
-    for k in range(num_classes):
-        for j, index in enumerate(np.flatnonzero(labels_N == k)[:per_class]):
-            grid[k * (height + 1) : k * (height + 1) + height, j * (width + 1) : j * (width + 1) + width] = images_NHWC[
-                index
-            ]
-    grid = grid.repeat(scale, axis=0).repeat(scale, axis=1)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    Image.fromarray(grid[:, :, 0] if channels == 1 else grid).save(tmp)
-    tmp.replace(path)

@@ -17,7 +17,7 @@ import ray
 import torch
 
 import distgan
-from distgan.analysis.figures import sample_grid
+from distgan.analysis.sample_grid import sample_grid
 from distgan.config import SweepConfig, to_dict
 from distgan.data.download import sha256_of
 from distgan.data.shards import manifest_digest, read_manifest, read_shards, write_json_atomic

@@ -41,15 +41,16 @@ def trial_dir(cfg: SweepConfig, name: str) -> Path:
 
 
 def sweep_launch(cfg: SweepConfig, *, in_tune_trial: bool) -> Launch:
-    """How the sweep's data-parallel jobs run: its workers, resources and Ray Train storage. A trial's jobs of
-    one worker run in the trial's own process (`jobs_in_trial`)."""
+    """How the sweep's data-parallel jobs run: its workers, resources and Ray Train storage. Jobs of one worker
+    run in the process that wants them: a trial's own (`jobs_in_trial`), or the driver's for the shared
+    artifacts of a sweep on this machine's CPUs (`jobs_in_driver`)."""
     return Launch(
         workers=cfg.workers_per_trial,
         cpus_per_worker=cfg.cpus_per_worker,
         gpus_per_worker=cfg.gpus_per_worker,
         storage_dir=cfg.out_dir / "ray" / "train",
         in_tune_trial=in_tune_trial,
-        in_process=in_tune_trial and jobs_in_trial(cfg),
+        in_process=jobs_in_trial(cfg) if in_tune_trial else jobs_in_driver(cfg),
     )
 
 
@@ -58,6 +59,13 @@ def jobs_in_trial(cfg: SweepConfig) -> bool:
     Ray Train worker group of one costs a controller and a worker process per job (~5 s to the first step,
     benchmarks/bench_sweep_overhead.py). The trial then holds the worker's resources (`trial_resources`)."""
     return cfg.workers_per_trial == 1
+
+
+def jobs_in_driver(cfg: SweepConfig) -> bool:
+    """Whether the driver runs the shared artifacts' one-worker jobs itself (before any trial starts, so it takes
+    no trial's CPUs): only on a Ray instance of this machine without GPUs. On a cluster (`--address`) Ray Train
+    places them where the resources are, and with GPUs the driver would keep a CUDA context for the whole sweep."""
+    return jobs_in_trial(cfg) and cfg.address is None and not cfg.use_gpu
 
 
 def trial_resources(cfg: SweepConfig) -> dict:

@@ -88,9 +88,11 @@ def _run_here(fn: WorkerFn, config: dict, launch: Launch) -> None:
     global _forward_to_tune
     if launch.workers != 1:
         raise ValueError(f"an in-process job has one worker, not {launch.workers}")
+    threads = torch.get_num_threads()  # the caller's own, e.g. a driver that goes on to extract features
     torch.set_num_threads(max(1, math.floor(launch.cpus_per_worker)))
     _forward_to_tune = launch.in_tune_trial
     try:
         fn(config)
     finally:
         _forward_to_tune = False
+        torch.set_num_threads(threads)
