@@ -56,8 +56,9 @@ def sweep_launch(cfg: SweepConfig, *, in_tune_trial: bool) -> Launch:
 
 def jobs_in_trial(cfg: SweepConfig) -> bool:
     """Whether a trial runs its data-parallel jobs itself: with one worker there is nothing to all-reduce, and a
-    Ray Train worker group of one costs a controller and a worker process per job (~5 s to the first step,
-    benchmarks/bench_sweep_overhead.py). The trial then holds the worker's resources (`trial_resources`)."""
+    Ray Train worker group of one costs a controller and a worker process per job (about 10 s from Tuner.fit()
+    to the first step, against 3 s: benchmarks/bench_sweep_overhead.py). The trial then holds the worker's
+    resources (`trial_resources`)."""
     return cfg.workers_per_trial == 1
 
 
