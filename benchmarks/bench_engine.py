@@ -139,7 +139,7 @@ def main() -> None:
     parser.add_argument("--weights", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     epochs = args.epochs or (4 if args.quick else 12)
-    cfg = replace(ClassifierConfig(), epochs=epochs, warmup_epochs=1.0)
+    cfg = replace(ClassifierConfig(), epochs=epochs)
     if args.worker:
         worker(args.worker, cfg, args.weights)
         return

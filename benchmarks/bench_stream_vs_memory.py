@@ -59,7 +59,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="DALI threads / DataLoader processes")
     args = parser.parse_args()
     epochs = 3 if args.quick else 5
-    cfg = ClassifierConfig(arch=args.arch, epochs=epochs, warmup_epochs=1.0, batch_size=128)
+    cfg = ClassifierConfig(arch=args.arch, epochs=epochs, batch_size=128)
     torch.set_num_threads(2)
     with tempfile.TemporaryDirectory() as tmp:
         what = prepare_shards(Path(tmp))

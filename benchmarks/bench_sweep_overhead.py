@@ -25,25 +25,25 @@ from dataclasses import replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "tune")]
+sys.path.insert(0, str(REPO))
 
 import ray  # noqa: E402
 import torch  # noqa: E402
 from ray import tune  # noqa: E402
-from spaces import SPACES  # noqa: E402
 
 from distgan.analysis.report import build_report  # noqa: E402
 from distgan.config import SweepConfig, to_dict  # noqa: E402
 from distgan.data.shards import write_json_atomic  # noqa: E402
 from distgan.experiments.artifacts import prepare_sweep  # noqa: E402
 from distgan.experiments.classification import TrainingSet, run_classification_trial  # noqa: E402
+from distgan.experiments.spaces import SPACES  # noqa: E402
 from distgan.experiments.sweep import run_sweep  # noqa: E402
 from distgan.experiments.trial import sweep_launch, trial_dir, trial_name  # noqa: E402
 from distgan.recipes import RECIPES  # noqa: E402
 from distgan.train.launch import Launch, run_data_parallel  # noqa: E402
 
 ONE_AT_A_TIME = ("--workers-per-trial", "1", "--cpus-per-worker", "1", "--max-concurrent-trials", "1")
-RECIPE_FLAGS = {"digits_quick": ("--quick",), "digits_default": ()}  # how tune/sweep.py picks each recipe
+RECIPE_FLAGS = {name: ("--recipe", name) for name in RECIPES}  # how tune/sweep.py picks each recipe
 # What a trial's process imports before its first step (torch._dynamo: torch.optim's first optimiser).
 TRIAL_IMPORTS = "import ray.tune, torch, torch._dynamo, distgan.experiments.trial, distgan.train.engine"
 
@@ -122,9 +122,9 @@ def trials_alone(results_dir: Path, quick: bool) -> dict[str, float]:
     """Part 2, in this process's Ray, on artifacts cached before any timing."""
     cfg = sweep_config("digits_quick", results_dir / "warm")
     if quick:
-        cfg = replace(cfg, truncations=(1.0,), classifier=replace(cfg.classifier, epochs=1, warmup_epochs=0.0))
+        cfg = replace(cfg, truncations=(1.0,), classifier=replace(cfg.classifier, epochs=1, warmup_fraction=0.0))
     artifacts = prepare_sweep(cfg, sweep_launch(cfg, in_tune_trial=False))
-    warmup = replace(cfg, name="warmup", classifier=replace(cfg.classifier, epochs=1, warmup_epochs=0.0))
+    warmup = replace(cfg, name="warmup", classifier=replace(cfg.classifier, epochs=1, warmup_fraction=0.0))
     plain_trials(warmup, artifacts)  # samples the synthetic sets: every run below finds them cached
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -5,21 +5,23 @@ import argparse
 import json
 import logging
 import sys
-from pathlib import Path
 
 from tqdm import tqdm
 
-from distgan.config import ClassifierConfig, EngineConfig, GanConfig, SampleConfig, add_flags, apply_flags
+from distgan.config import ClassifierConfig, EngineConfig, GanConfig, SampleConfig
 from distgan.data.download import sha256_of
 from distgan.data.imagefolder import write_image_folder_shards
 from distgan.data.mixtures import write_mixture
+from distgan.data.overlap import is_real, refuse_shared_images
 from distgan.data.shards import read_manifest, read_shards, write_shards
 from distgan.data.sources import SOURCES, ImageSplit, load_split
 from distgan.data.writer import ShardOptions, write_array_shards
 from distgan.errors import ConfigError, DistganError
+from distgan.flags import add_flags, apply_flags
 from distgan.metrics.extractors import EXTRACTORS
 from distgan.models.truncation import sample_images
 from distgan.profiling.cli import add_profile_parser
+from distgan.runtime.paths import absolute
 from distgan.slurm import add_slurm_parser
 from distgan.train import distributed
 from distgan.train.gan import load_generator
@@ -36,7 +38,7 @@ def prepare(args) -> dict:
     )
     written = {}
     for split in ("train", "test"):
-        provenance = {"kind": "real", "source": args.source, "split": split, "path": str(args.path)}
+        provenance = {"kind": "real", "source": args.source, "split": split, "path": args.path and str(args.path)}
         with tqdm(desc=f"prepare {split}", unit="img", disable=not sys.stderr.isatty()) as progress:
             if args.source == "image_folder":  # streamed file by file: trees of any size (ImageNet)
                 if args.path is None:
@@ -54,9 +56,14 @@ def prepare(args) -> dict:
                 images = load_split(args.source, split, path=args.path, image_size=args.image_size)
                 progress.total = len(images.labels_N)
                 manifest = write_array_shards(
-                    images, args.out / split, options=options, provenance=provenance, progress=progress
+                    images,
+                    args.out / split,
+                    options=options,
+                    provenance=provenance | {"split_rule": images.split_rule},
+                    progress=progress,
                 )
         written[split] = {"num_samples": manifest["num_samples"], "class_counts": manifest["class_counts"]}
+    refuse_shared_images(args.out / "train", args.out / "test")
     return written
 
 
@@ -117,6 +124,8 @@ def train_classifier_stage(args) -> dict:
 
     cfg = apply_flags(ClassifierConfig(), args, "classifier.")
     engine_cfg = apply_flags(EngineConfig(), args, "engine.")
+    if is_real(args.train) and is_real(args.test):
+        refuse_shared_images(args.train, args.test)
     job = {"classifier": cfg, "train_dir": str(args.train), "test_dir": str(args.test), "out_dir": str(args.out)}
     classifier_worker(job | {"save_model": True, "engine": engine_cfg, "on_bad_sample": args.on_bad_sample})
     if distributed.rank() != 0:  # rank 0 wrote the scores
@@ -168,8 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = stages.add_parser("prepare", help=prepare.__doc__)
     p.add_argument("source", choices=sorted(SOURCES))
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--path", type=Path, help="dataset location (not for the embedded digits)")
+    p.add_argument("--out", type=absolute, required=True)
+    p.add_argument("--path", type=absolute, help="dataset location (not for the embedded digits)")
     p.add_argument("--image-size", type=int, help="resize to this square size (default: native)")
     p.add_argument("--shard-max-samples", type=int, default=2000, help="samples per shard at most")
     p.add_argument("--shard-max-bytes", type=int, default=1 << 30, help="tar bytes per shard at most")
@@ -179,62 +188,62 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=prepare)
 
     p = stages.add_parser("mix", help=mix_stage.__doc__)
-    p.add_argument("--real", type=Path, help="real training shards")
-    p.add_argument("--synthetic", type=Path, help="synthetic shards (from `distgan sample`)")
+    p.add_argument("--real", type=absolute, help="real training shards")
+    p.add_argument("--synthetic", type=absolute, help="synthetic shards (from `distgan sample`)")
     p.add_argument("--synthetic-fraction", type=float, help="x of real + x·N synthetic, e.g. 0.25, 0.5, 1.0")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--shard-max-samples", type=int, default=2000)
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--out", type=absolute, required=True)
     p.set_defaults(run=mix_stage)
 
     p = stages.add_parser("train-gan", help=train_gan_stage.__doc__)
-    p.add_argument("--data", type=Path, required=True, help="real training shards")
-    p.add_argument("--out", type=Path, required=True, help="directory for generator.pt")
+    p.add_argument("--data", type=absolute, required=True, help="real training shards")
+    p.add_argument("--out", type=absolute, required=True, help="directory for generator.pt")
     add_flags(p, GanConfig, "gan.")
     add_flags(p, EngineConfig, "engine.")
     p.set_defaults(run=train_gan_stage)
 
     p = stages.add_parser("sample", help=sample_stage.__doc__)
-    p.add_argument("--generator", type=Path, required=True)
-    p.add_argument("--like", type=Path, required=True, help="real training shards whose labels to follow")
+    p.add_argument("--generator", type=absolute, required=True)
+    p.add_argument("--like", type=absolute, required=True, help="real training shards whose labels to follow")
     p.add_argument("--truncation", type=float, required=True)
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--out", type=absolute, required=True)
     add_flags(p, SampleConfig, "sample.")
     p.set_defaults(run=sample_stage)
 
     p = stages.add_parser("train-classifier", help=train_classifier_stage.__doc__)
-    p.add_argument("--train", type=Path, required=True)
-    p.add_argument("--test", type=Path, required=True)
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--train", type=absolute, required=True)
+    p.add_argument("--test", type=absolute, required=True)
+    p.add_argument("--out", type=absolute, required=True)
     add_flags(p, ClassifierConfig, "classifier.")
     add_flags(p, EngineConfig, "engine.")
     p.add_argument("--on-bad-sample", choices=("error", "skip"), default="error", help="skip: leave out and count")
     p.set_defaults(run=train_classifier_stage)
 
     p = stages.add_parser("metrics", help=metrics_stage.__doc__)
-    p.add_argument("--real", type=Path, help="real shards, image .npz (x, y) or statistics .npz (mu, sigma)")
-    p.add_argument("--fake", type=Path, required=True, help="generated shards, image .npz or generator checkpoint")
+    p.add_argument("--real", type=absolute, help="real shards, image .npz (x, y) or statistics .npz (mu, sigma)")
+    p.add_argument("--fake", type=absolute, required=True, help="generated shards, image .npz or generator checkpoint")
     p.add_argument("--metrics", default="is,fid", help="comma-separated subset of is,fid,kid,pr")
     p.add_argument("--per-class", action="store_true", help="also FID and IS per class (labelled images)")
     p.add_argument("--extractor", choices=sorted(EXTRACTORS), default="inception")
-    p.add_argument("--inception-weights", type=Path, help="pt_inception-2015-12-05-6726825d.pth (else download)")
-    p.add_argument("--domain-model", type=Path, help="classifier model.pt from train-classifier (--extractor domain)")
-    p.add_argument("--cache-dir", type=Path, help="reference statistics and downloaded weights (default: no cache)")
-    p.add_argument("--save-real-stats", type=Path, help="write the real statistics in pytorch-fid's .npz layout")
+    p.add_argument("--inception-weights", type=absolute, help="pt_inception-2015-12-05-6726825d.pth (else download)")
+    p.add_argument("--domain-model", type=absolute, help="model.pt from train-classifier (--extractor domain)")
+    p.add_argument("--cache-dir", type=absolute, help="reference statistics and downloaded weights (default: no cache)")
+    p.add_argument("--save-real-stats", type=absolute, help="write the real statistics in pytorch-fid's .npz layout")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--fused", action="store_true", help="torch.compile'd channels-last extraction")
     p.add_argument("--is-splits", type=int, default=10)
     p.add_argument("--kid-subsets", type=int, default=100)
     p.add_argument("--kid-subset-size", type=int, default=1000)
     p.add_argument("--pr-k", type=int, default=5, help="nearest neighbours for precision/recall/density/coverage")
-    p.add_argument("--like", type=Path, help="real shards whose labels a generator --fake follows (default --real)")
+    p.add_argument("--like", type=absolute, help="real shards whose labels a generator --fake follows (default --real)")
     p.add_argument("--truncation", type=float, default=1.0, help="truncation τ of a generator --fake")
     p.add_argument("--truncation-factor", type=float, default=2.0)
     p.add_argument("--seed", type=int, default=0, help="seed of a generator --fake's latents")
     p.set_defaults(run=metrics_stage)
 
     p = stages.add_parser("report", help="rebuild report.md/csv and figures from a sweep's result.json files")
-    p.add_argument("sweep_dir", type=Path)
+    p.add_argument("sweep_dir", type=absolute)
     p.set_defaults(run=report_stage)
 
     add_profile_parser(stages)  # distgan/profiling/cli.py: exits with the profiled command's exit code

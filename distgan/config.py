@@ -6,13 +6,18 @@ flag named after its path, e.g. `--gan.lr-d 1e-4` or `--classifier.epochs 90`.
 
 import dataclasses
 import hashlib
+import importlib.util
 import json
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from distgan.data.sources import SOURCES
 from distgan.errors import ConfigError
+from distgan.models.classifiers import CLASSIFIERS
+from distgan.models.gan import GAN_IMAGE_SIZE_RULE, is_gan_image_size
+from distgan.runtime.paths import absolute
 from distgan.train.schedules import parse_d_steps_schedule
 
 PAPER_TRUNCATIONS = (0.2, 0.42, 0.5, 0.6, 0.8, 1.0, 1.5, 2.0)  # Ravuri & Vinyals (2019), Table 1
@@ -35,12 +40,20 @@ class DataConfig:
     """The real dataset."""
 
     source: str = "digits"  # registered source (distgan.data.sources.SOURCES)
-    path: Path | None = None  # dataset location; None: embedded (digits) or the source's default path
+    path: Path | None = None  # dataset location (made absolute); None: embedded (digits) or the source's default
     image_size: int = 16  # every image is resized to image_size × image_size
     shard_max_samples: int = 2000  # samples per WebDataset shard
     on_bad_sample: str = "error"  # "error": stop, naming shard and key; "skip": leave out, count in result.json
 
     def __post_init__(self) -> None:
+        self.path = absolute(self.path)
+        _require(self.source in SOURCES, "data.source", f"one of {sorted(SOURCES)}", self.source)
+        _require(
+            self.source != "digits" or self.path is None,
+            "data.path",
+            "unset for digits (the data ships with scikit-learn)",
+            self.path,
+        )
         _require(4 <= self.image_size <= 1024, "data.image-size", "in [4, 1024]", self.image_size)
         _require(self.shard_max_samples >= 1, "data.shard-max-samples", "≥ 1", self.shard_max_samples)
         _require(self.on_bad_sample in ("error", "skip"), "data.on-bad-sample", "'error' or 'skip'", self.on_bad_sample)
@@ -61,7 +74,7 @@ class GanConfig:
     batch_size: int = 64  # images per D or G step
     iterations: int = 2000  # G steps
     d_steps_schedule: str = "2"  # D steps per G step over iterations, e.g. "5,4@5000,3@10000,2@20000"
-    seed: int = 0
+    seed: int = 0  # initialisation and data order of the GAN
 
     def __post_init__(self) -> None:
         _require(self.loss in ("hinge", "nonsaturating"), "gan.loss", "'hinge' or 'nonsaturating'", self.loss)
@@ -80,7 +93,7 @@ class SampleConfig:
 
     truncation_factor: float = 2.0  # entries of z outside [-factor·τ, factor·τ] are resampled (paper's footnote)
     truncation: float = 1.0  # τ of the spaces that do not sweep it (gan, gan-test)
-    seed: int = 0
+    seed: int = 0  # of the latents: the same seed, generator and labels give the same synthetic set
 
     def __post_init__(self) -> None:
         _require(self.truncation_factor > 0, "sample.truncation-factor", "> 0", self.truncation_factor)
@@ -92,17 +105,18 @@ class ClassifierConfig:
     """The classifier trained on real or generated data and tested on the real test split."""
 
     arch: str = "resnet20"  # registered classifier (distgan.models.classifiers.CLASSIFIERS)
-    epochs: int = 30
+    epochs: int = 30  # passes over the training set
     batch_size: int = 128  # global batch over all workers
     base_lr: float = 0.1  # peak LR at reference_batch_size; scaled linearly with batch_size (Goyal et al.)
-    reference_batch_size: int = 256
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    warmup_epochs: float = 2.0  # linear warmup length
+    reference_batch_size: int = 256  # the batch at which base_lr applies
+    momentum: float = 0.9  # SGD momentum
+    weight_decay: float = 5e-4  # L2 penalty of SGD
+    # Linear warmup from 0 over this fraction of the run: the paper's 5 of 90 epochs ("linearly increasing from 0.0").
+    warmup_fraction: float = 5 / 90
     decay_epoch_fractions: tuple[float, ...] = (30 / 90, 60 / 90, 80 / 90)  # ÷10 points: the paper's 30/60/80 of 90
     crop_padding: int = 2  # random-crop augmentation: pad by this many pixels, crop back
     horizontal_flip: bool = False  # off for digits, whose mirror images are other glyphs
-    seed: int = 0
+    seed: int = 0  # initialisation and data order of the classifier
     # How the training (and test) shards are read, docs/data.md: "memory" decodes them all into RAM,
     # "stream" reads them through data.loader.make_loader each epoch, "auto" streams when the decoded
     # set would pass train.batches.MEMORY_CAP_GIB per rank.
@@ -111,17 +125,23 @@ class ClassifierConfig:
     loader_workers: int = 2  # streaming: DALI threads or DataLoader worker processes per rank
 
     def __post_init__(self) -> None:
+        _require(self.arch in CLASSIFIERS, "classifier.arch", f"one of {sorted(CLASSIFIERS)}", self.arch)
         for name in ("epochs", "batch_size", "reference_batch_size"):
             _require(getattr(self, name) >= 1, f"classifier.{name.replace('_', '-')}", "≥ 1", getattr(self, name))
         _require(self.base_lr > 0, "classifier.base-lr", "> 0", self.base_lr)
         _require(
-            0 <= self.warmup_epochs <= self.epochs, "classifier.warmup-epochs", "in [0, epochs]", self.warmup_epochs
-        )
-        _require(
-            all(0 < f < 1 for f in self.decay_epoch_fractions),
+            all(0 < f < 1 for f in self.decay_epoch_fractions)
+            and list(self.decay_epoch_fractions) == sorted(set(self.decay_epoch_fractions)),
             "classifier.decay-epoch-fractions",
-            "fractions in (0, 1)",
+            "increasing fractions in (0, 1)",
             self.decay_epoch_fractions,
+        )
+        first_decay = min(self.decay_epoch_fractions, default=1.0)
+        _require(
+            0 <= self.warmup_fraction <= first_decay,
+            "classifier.warmup-fraction",
+            f"in [0, {first_decay:g}] (it ends before the first decay point, --classifier.decay-epoch-fractions)",
+            self.warmup_fraction,
         )
         _require(self.crop_padding >= 0, "classifier.crop-padding", "≥ 0", self.crop_padding)
         loaders = ("auto", "memory", "stream")
@@ -160,6 +180,12 @@ class EngineConfig:
 
     def __post_init__(self) -> None:
         _require(self.backend in ("ddp", "deepspeed"), "engine.backend", "'ddp' or 'deepspeed'", self.backend)
+        _require(
+            self.backend != "deepspeed" or importlib.util.find_spec("deepspeed") is not None,
+            "engine.backend",
+            "'ddp' here: DeepSpeed is not installed (pip install --no-build-isolation -e '.[deepspeed]')",
+            self.backend,
+        )
         _require(self.zero_stage in (0, 1, 2), "engine.zero-stage", "0, 1 or 2", self.zero_stage)
         _require(self.grad_accum_steps >= 1, "engine.grad-accum-steps", "≥ 1", self.grad_accum_steps)
         _require(self.checkpoint_every_steps >= 0, "engine.checkpoint-every-steps", "≥ 0", self.checkpoint_every_steps)
@@ -176,8 +202,8 @@ class SweepConfig:
     """A sweep: a space of trials over one dataset, one GAN and one classifier recipe."""
 
     name: str = "replacement-digits"  # results land in results_dir/name
-    space: str = "replacement"  # registered space (tune/spaces.py)
-    results_dir: Path = Path("results")
+    space: str = "replacement"  # a registered space (distgan/experiments/spaces.py) or a YAML file of one
+    results_dir: Path = Path("results")  # sweeps land in results_dir/name, caches in results_dir/cache (made absolute)
     address: str | None = None  # Ray cluster address; None starts Ray on this machine
     workers_per_trial: int = 2  # data-parallel workers of each trial's jobs (Ray Train TorchTrainer)
     cpus_per_worker: float = 0.5  # below 1 so that a trial fits on 2 CPUs beside its driver
@@ -199,6 +225,7 @@ class SweepConfig:
     engine: EngineConfig = field(default_factory=EngineConfig)
 
     def __post_init__(self) -> None:
+        self.results_dir = absolute(self.results_dir)
         _require(bool(self.name) and "/" not in self.name, "name", "a non-empty name without '/'", self.name)
         _require(self.workers_per_trial >= 1, "workers-per-trial", "≥ 1", self.workers_per_trial)
         _require(self.cpus_per_worker > 0, "cpus-per-worker", "> 0", self.cpus_per_worker)
@@ -217,6 +244,7 @@ class SweepConfig:
             self.scheduler_metric,
         )
         _require(1 <= self.rungs <= self.gan.iterations, "rungs", "in [1, gan.iterations]", self.rungs)
+        _require(is_gan_image_size(self.data.image_size), "data.image-size", GAN_IMAGE_SIZE_RULE, self.data.image_size)
         _require(len(self.generator_seeds) >= 1, "generator-seeds", "a non-empty list", self.generator_seeds)
 
     @property
@@ -225,8 +253,8 @@ class SweepConfig:
 
     @property
     def out_dir(self) -> Path:
-        """Where this sweep's trials, caches and report live (absolute: Ray needs it so)."""
-        return (self.results_dir / self.name).resolve()
+        """Where this sweep's trials and report live (absolute, as results_dir is)."""
+        return self.results_dir / self.name
 
 
 def to_dict(cfg: object) -> dict:
@@ -259,19 +287,6 @@ def _convert(value: object, hint: object, flag: str) -> object:
         raise ConfigError(f"--{flag} must be of type {hint.__name__} (got {value!r})") from None
 
 
-def flag_hints(cls: type, prefix: str = "") -> dict[str, object]:
-    """Every leaf field of a config tree as {'gan.lr-d': type}: the CLI's flags."""
-    flags: dict[str, object] = {}
-    for f in dataclasses.fields(cls):
-        hint = typing.get_type_hints(cls)[f.name]
-        name = prefix + f.name.replace("_", "-")
-        if dataclasses.is_dataclass(hint):
-            flags.update(flag_hints(hint, name + "."))
-        else:
-            flags[name] = hint
-    return flags
-
-
 def with_overrides(cfg: object, overrides: dict[str, object], prefix: str = "") -> object:
     """A copy of cfg with {'gan.lr-d': '1e-4', ...} applied (validated again); unknown keys are errors."""
     hints = typing.get_type_hints(type(cfg))
@@ -295,22 +310,3 @@ def with_overrides(cfg: object, overrides: dict[str, object], prefix: str = "") 
     for name, sub in nested.items():
         changes[name] = with_overrides(getattr(cfg, name), sub, prefix + name.replace("_", "-") + ".")
     return dataclasses.replace(cfg, **changes)
-
-
-def add_flags(parser, cls: type, prefix: str = "") -> None:
-    """One `--path.to-field` flag per leaf field of a config class (default None: keep the config's)."""
-    defaults = cls()
-    for flag, hint in flag_hints(cls).items():
-        default = defaults
-        for part in flag.split("."):
-            default = getattr(default, part.replace("-", "_"))
-        metavar = getattr(hint, "__name__", "VALUE").upper()
-        parser.add_argument(f"--{prefix}{flag}", dest=prefix + flag, metavar=metavar, help=f"(default: {default})")
-
-
-def apply_flags(cfg, args, prefix: str = ""):
-    """cfg with every flag of `add_flags(parser, type(cfg), prefix)` that the user gave."""
-    given = {
-        key[len(prefix) :]: value for key, value in vars(args).items() if key.startswith(prefix) and value is not None
-    }
-    return with_overrides(cfg, {key: value for key, value in given.items() if key in flag_hints(type(cfg))})

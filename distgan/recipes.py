@@ -6,19 +6,19 @@ from distgan.config import SweepConfig
 
 
 def digits_default() -> SweepConfig:
-    """The main job offline: digits at 16×16, ResNet-20, the paper's 8 truncations; ~10 min on 2 CPUs."""
+    """The main job offline: digits at 16×16, ResNet-20, the paper's 8 truncations (wall times: docs/quickstart.md)."""
     return SweepConfig()
 
 
 def digits_quick() -> SweepConfig:
-    """A smoke sweep for tests: 2 truncations, short GAN and classifier runs; under 3 min on 2 CPUs."""
+    """A smoke sweep for tests: 2 truncations, short GAN and classifier runs."""
     base = digits_default()
     return replace(
         base,
         name="replacement-digits-quick",
         truncations=(0.5, 1.0),
         gan=replace(base.gan, iterations=300),
-        classifier=replace(base.classifier, epochs=4, warmup_epochs=1.0),
+        classifier=replace(base.classifier, epochs=4),
         metrics=replace(base.metrics, extractor_epochs=4),
     )
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from distgan.errors import ConfigError
+from distgan.runtime.paths import absolute
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = ("sweep", "train")
@@ -157,8 +158,8 @@ def add_slurm_parser(subparsers) -> argparse.ArgumentParser:
         p.add_argument("--time", default=defaults["time"].default)
         p.add_argument("--job-name")
         p.add_argument("--output", help="the job's log file (%%j: job id)")
-        p.add_argument("--chdir", type=Path, default=REPO, help="the distgan checkout the job runs in")
-        p.add_argument("--out", type=Path, help="write the script here instead of printing it")
+        p.add_argument("--chdir", type=absolute, default=REPO, help="the distgan checkout the job runs in")
+        p.add_argument("--out", type=absolute, help="write the script here instead of printing it")
         p.add_argument("--submit", action="store_true", help="submit with sbatch and print the job id")
         p.add_argument("args", nargs=argparse.REMAINDER, help=f"-- then {what}")
         p.set_defaults(run=_slurm_stage, nproc_per_node=None)

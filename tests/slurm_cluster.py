@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-APT_LINE = "apt-get install -y -qq slurm-wlm munge"
+APT_LINE = "make system-packages"  # as root: apt-get install slurm-wlm munge dataset-fashion-mnist
 DAEMONS = ("munged", "mungekey", "slurmctld", "slurmd", "sbatch", "squeue", "scontrol", "sinfo")
 
 

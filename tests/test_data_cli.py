@@ -84,10 +84,36 @@ def test_on_bad_sample_skip_count_lands_in_scores(tmp_path):
     (train / "manifest.json").write_text(json.dumps(manifest))
     args = ["train-classifier", "--train", str(train), "--test", str(tmp_path / "real" / "test"),
             "--classifier.arch", "small_cnn", "--classifier.epochs", "1", "--classifier.batch-size", "256",
-            "--classifier.warmup-epochs", "0"]  # fmt: skip
+            "--classifier.warmup-fraction", "0"]  # fmt: skip
     failed = run_cli(*args, "--out", str(tmp_path / "a"))
     assert failed.returncode == 2 and "shard-000000.tar key 00000003: PNG cannot be decoded" in failed.stderr
     scores = distgan(*args, "--out", str(tmp_path / "b"), "--on-bad-sample", "skip")
     assert scores["num_skipped_samples"] == 1
     written = json.loads((tmp_path / "b" / "scores.json").read_text())
     assert written["num_train_samples"] == 1436 and "00000003" in written["skip_reasons"][0]
+
+
+def test_prepare_one_npz_file_writes_disjoint_splits_and_records_the_split(tmp_path):
+    """`distgan prepare npz --path A.npz` once wrote the same 1,200 images as train and as test."""
+    x = np.random.default_rng(0).integers(0, 256, (1200, 8, 8, 1), dtype=np.uint8)
+    np.savez(tmp_path / "A.npz", x=x, y=np.arange(1200) % 10)
+    prepared = distgan("prepare", "npz", "--path", str(tmp_path / "A.npz"), "--out", str(tmp_path / "shards"))
+    assert prepared["train"]["num_samples"] == 960 and prepared["test"]["num_samples"] == 240
+    rule = read_manifest(tmp_path / "shards" / "test")["provenance"]["split_rule"]
+    assert rule["method"] == "stratified" and rule["seed"] == 0 and rule["from"] == str(tmp_path / "A.npz")
+
+
+def test_real_train_and_test_that_share_images_are_refused_naming_both(tmp_path):
+    x = np.random.default_rng(1).integers(0, 256, (100, 8, 8, 1), dtype=np.uint8)
+    y = np.arange(100) % 10
+    np.savez(tmp_path / "train.npz", x=x[:80], y=y[:80])
+    np.savez(tmp_path / "test.npz", x=np.concatenate([x[80:], x[5:8]]), y=np.concatenate([y[80:], y[5:8]]))
+    done = run_cli("prepare", "npz", "--path", str(tmp_path), "--out", str(tmp_path / "shards"))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert f"{tmp_path / 'shards' / 'train'} and {tmp_path / 'shards' / 'test'} share 3 image(s)" in done.stderr
+    # The same pair given to train-classifier is refused before any training.
+    done = run_cli(
+        "train-classifier", "--train", str(tmp_path / "shards" / "train"), "--test", str(tmp_path / "shards" / "test"),
+        "--out", str(tmp_path / "clf"),
+    )  # fmt: skip
+    assert done.returncode == 2 and "share 3 image(s)" in done.stderr and not (tmp_path / "clf").exists()

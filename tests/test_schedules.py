@@ -34,9 +34,10 @@ def test_lr_multiplier_warmup_then_steps_at_30_60_80_of_90_epochs():
         step = int(epoch * steps_per_epoch)
         return lr_multiplier(step, total_steps=total, warmup_steps=5 * steps_per_epoch, decay_fractions=fractions)
 
-    # Linear warmup over 5 epochs: 1/50, 2/50, ..., 50/50.
-    assert lr_multiplier(0, total_steps=total, warmup_steps=50, decay_fractions=fractions) == pytest.approx(1 / 50)
-    assert lr_multiplier(24, total_steps=total, warmup_steps=50, decay_fractions=fractions) == pytest.approx(25 / 50)
+    # Linear warmup from 0.0 over 5 epochs (the paper's words): 0/50, 1/50, ..., then 1 from step 50.
+    assert lr_multiplier(0, total_steps=total, warmup_steps=50, decay_fractions=fractions) == 0.0
+    assert lr_multiplier(25, total_steps=total, warmup_steps=50, decay_fractions=fractions) == pytest.approx(25 / 50)
+    assert lr_multiplier(49, total_steps=total, warmup_steps=50, decay_fractions=fractions) == pytest.approx(49 / 50)
     assert at_epoch(5) == pytest.approx(1.0)
     assert at_epoch(29.9) == pytest.approx(1.0)
     assert at_epoch(30) == pytest.approx(0.1)

@@ -90,7 +90,7 @@ def test_train_job_on_two_nodes_matches_torchrun_on_one(slurm, digits_shards, tm
     """train.sbatch: two Slurm nodes × one torchrun worker form one world of 2; same scores as plain torchrun."""
     train, test = str(digits_shards / "train"), str(digits_shards / "test")
     stage = ["train-classifier", "--train", train, "--test", test, "--classifier.arch", "small_cnn",
-             "--classifier.epochs", "2", "--classifier.warmup-epochs", "0",
+             "--classifier.epochs", "2", "--classifier.warmup-fraction", "0",
              "--classifier.batch-size", "64"]  # fmt: skip
     log = tmp_path / "train-%j.out"
     job_id = distgan_slurm(slurm, "train", "--nodes", "2", "--cpus-per-task", "1", "--time", "20", "--output",

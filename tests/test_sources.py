@@ -81,14 +81,28 @@ def test_npz_prefix_directory_and_file_forms(fashion, cifar, tmp_path):
             np.testing.assert_array_equal(loaded.images_NHWC, arrays[split][0])
     assert len(fashion["train"][0]) == 60000 and len(fashion["test"][0]) == 10000
     assert len(cifar["train"][0]) == 4000 and len(cifar["test"][0]) == 1000
-    as_file = load_split("npz", "test", path=Path(f"{CIFAR}-test.npz"))
-    np.testing.assert_array_equal(as_file.labels_N, cifar["test"][1])
     # Directory form with train.npz, (N, H, W) images and named classes.
     x, y = fashion["test"]
     np.savez(tmp_path / "test.npz", x=x[:100, :, :, 0], y=y[:100], class_names=np.array(FASHION_MNIST_CLASS_NAMES))
     loaded = load_split("npz", "test", path=tmp_path)
     np.testing.assert_array_equal(loaded.images_NHWC, x[:100])
     assert loaded.class_names == FASHION_MNIST_CLASS_NAMES
+
+
+def test_one_npz_file_is_split_stratified_and_disjoint_never_served_as_both(cifar):
+    """A single file is one set: 80/20 per class with a fixed seed, recorded; the same file given for both splits
+    used to be served whole as train and as test."""
+    one_file = Path(f"{CIFAR}-test.npz")
+    train, test = (load_split("npz", split, path=one_file) for split in ("train", "test"))
+    assert (len(train.labels_N), len(test.labels_N)) == (800, 200)
+    assert np.abs(np.bincount(test.labels_N) - np.bincount(cifar["test"][1]) / 5).max() <= 1  # per class
+    assert not set(_pairs(train.images_NHWC, train.labels_N)) & set(_pairs(test.images_NHWC, test.labels_N))
+    assert _pairs(train.images_NHWC, train.labels_N) + _pairs(test.images_NHWC, test.labels_N) == _pairs(*cifar["test"])
+    assert train.split_rule == test.split_rule == {
+        "method": "stratified", "test_fraction": 0.2, "seed": 0, "library": "scikit-learn", "from": str(one_file)
+    }  # fmt: skip
+    again = load_split("npz", "test", path=one_file)
+    np.testing.assert_array_equal(again.images_NHWC, test.images_NHWC)
 
 
 def _flat_N3072(x_NHWC: np.ndarray) -> np.ndarray:
@@ -144,7 +158,7 @@ def test_idx_plain_and_gzip(fashion, tmp_path):
 
 def test_fashion_mnist_debian_package_matches_shared(fashion):
     if not (FASHION_MNIST_DEBIAN_DIR / "train-images-idx3-ubyte.gz").is_file():
-        pytest.skip(f"{FASHION_MNIST_DEBIAN_DIR} absent; apt-get install dataset-fashion-mnist")
+        pytest.skip(f"{FASHION_MNIST_DEBIAN_DIR} absent; make system-packages (apt-get install dataset-fashion-mnist)")
     for split in ("train", "test"):
         loaded = load_split("fashion_mnist", split)
         np.testing.assert_array_equal(loaded.images_NHWC, fashion[split][0])

@@ -1,20 +1,16 @@
 """The sweep spaces as declared (no Ray cluster): their points, the gan space's ASHA, YAML spaces and
 their errors, trial names, the gan trial's rungs."""
 
-import sys
 from dataclasses import replace
 
 import pytest
-from conftest import REPO
 from ray.tune.schedulers import ASHAScheduler
 
-sys.path.insert(0, str(REPO / "tune"))
-from spaces import SPACES, resolve_space  # noqa: E402
-
-from distgan.config import PAPER_TRUNCATIONS, SweepConfig  # noqa: E402
-from distgan.errors import ConfigError  # noqa: E402
-from distgan.experiments.gan_search import rung_ends  # noqa: E402
-from distgan.experiments.trial import trial_name  # noqa: E402
+from distgan.config import PAPER_TRUNCATIONS, SweepConfig
+from distgan.errors import ConfigError
+from distgan.experiments.gan_search import rung_ends
+from distgan.experiments.spaces import SPACES, resolve_space
+from distgan.experiments.trial import trial_name
 
 
 def grid(space) -> list:

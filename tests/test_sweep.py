@@ -1,34 +1,53 @@
-"""The main job as a user runs it: `python tune/sweep.py --space replacement --quick`, on real Ray with
-2-worker TorchTrainers per trial; its report parsed and checked; and its user errors."""
+"""The main job as the README gives it, typed in a fresh copy of the checkout: its exact command with only
+`--quick` added, relative paths and all, on real Ray with 2-worker TorchTrainers per trial; its report parsed and
+checked; the other spaces from the same directory; and its user errors."""
 
 import csv
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO
+from conftest import REPO, USER_ENV, readme_commands
 from PIL import Image
 
-SWEEP = [sys.executable, str(REPO / "tune" / "sweep.py")]
+# The README's main job, exactly as written there (its `python` is the venv's, as after activating it).
+(MAIN_JOB,) = [argv for argv in readme_commands("By hand, the same steps:") if "tune/sweep.py" in argv]
+SWEEP = [sys.executable, MAIN_JOB[1]]  # python tune/sweep.py: the spaces below are the same door
 
 
-def run_sweep(*args: str, timeout: int) -> subprocess.CompletedProcess:
-    env = os.environ | {"RAY_AUTH_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
-    return subprocess.run([*SWEEP, *args], capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO)
+def run_sweep(cwd: Path, *args: str, timeout: int) -> subprocess.CompletedProcess:
+    return subprocess.run([*SWEEP, *args], capture_output=True, text=True, timeout=timeout, env=USER_ENV, cwd=cwd)
 
 
 @pytest.fixture(scope="module")
-def quick_sweep(tmp_path_factory):
-    results = tmp_path_factory.mktemp("results")
-    done = run_sweep("--space", "replacement", "--quick", "--results-dir", str(results), timeout=420)
+def quick_sweep(checkout):
+    """(the sweep directory the command printed, its stdout)."""
+    assert MAIN_JOB == ["python", "tune/sweep.py", "--space", "replacement"]
+    done = subprocess.run(
+        [sys.executable, *MAIN_JOB[1:], "--quick"], capture_output=True, text=True, timeout=420, env=USER_ENV,
+        cwd=checkout,
+    )  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
-    return results / "replacement-digits-quick", done.stdout
+    printed = re.search(r"^Report: (.+)$", done.stdout, re.MULTILINE)
+    assert printed, done.stdout[-3000:]
+    report = Path(printed.group(1))
+    assert report == checkout / "results" / "replacement-digits-quick" / "report.md"  # where the user typed it
+    assert report.is_file()
+    return report.parent, done.stdout
+
+
+def test_make_run_runs_the_readme_main_job():
+    """`make run` (the README's first command) ends in the main job as the README's manual steps type it."""
+    planned = subprocess.run(["make", "-n", "run"], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    assert planned.strip().splitlines()[-1] == f".venv/bin/python {' '.join(MAIN_JOB[1:])}"
 
 
 def test_quick_sweep_prints_report_location_table_and_wall_time(quick_sweep):
@@ -98,9 +117,10 @@ def test_figures_are_pngs_and_report_rebuilds_from_files_alone(quick_sweep):
         assert np.asarray(grid).std() > 10  # not blank
     before = (sweep_dir / "report.md").read_text()
     (sweep_dir / "report.md").unlink()
-    done = subprocess.run(
-        [sys.executable, "-m", "distgan.cli", "report", str(sweep_dir)], capture_output=True, text=True
-    )
+    done = subprocess.run(  # as the README says, from where the sweep ran
+        ["distgan", "report", str(sweep_dir.relative_to(sweep_dir.parents[1]))],
+        capture_output=True, text=True, env=USER_ENV, cwd=sweep_dir.parents[1],
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert (sweep_dir / "report.md").read_text() == before
     assert "Pearson" in before and "Classes at 0 % accuracy" in before
@@ -109,7 +129,7 @@ def test_figures_are_pngs_and_report_rebuilds_from_files_alone(quick_sweep):
 def test_augmentation_sweep_reuses_cached_artifacts_and_trains_with_deepspeed(quick_sweep):
     sweep_dir, _ = quick_sweep
     done = run_sweep(
-        "--space", "augmentation", "--quick", "--results-dir", str(sweep_dir.parent), "--truncations", "1.0",
+        sweep_dir.parents[1], "--space", "augmentation", "--quick", "--truncations", "1.0",
         "--fractions", "0.5", "--include-real", "false", "--engine.backend", "deepspeed", timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
@@ -142,7 +162,7 @@ def test_gan_space_from_yaml_with_asha_stops_the_worse_trial_at_its_first_rung(q
         "gan: {lr_g: [0.0002, 0.0000001], iterations: 60, batch_size: 64, d_steps_schedule: '2'}\n"
     )
     done = run_sweep(
-        "--space", str(space), "--quick", "--results-dir", str(sweep_dir.parent), "--rungs", "2",
+        sweep_dir.parents[1], "--space", str(space), "--quick", "--rungs", "2",
         "--classifier.epochs", "1", "--scheduler-metric", "fid", "--max-failures", "0",
         "--workers-per-trial", "1", "--cpus-per-worker", "1", "--max-concurrent-trials", "1", timeout=400,
     )  # fmt: skip
@@ -165,13 +185,12 @@ def test_gan_space_from_yaml_with_asha_stops_the_worse_trial_at_its_first_rung(q
 
 def test_killed_driver_resumes_without_rerunning_finished_trials_and_reports_the_same(quick_sweep):
     sweep_dir, _ = quick_sweep
-    args = ("--space", "replacement", "--quick", "--results-dir", str(sweep_dir.parent), "--name", "resumed",
-            "--truncations", "1.0")  # fmt: skip
+    args = ("--space", "replacement", "--quick", "--name", "resumed", "--truncations", "1.0")
+    checkout = sweep_dir.parents[1]
     resumed_dir = sweep_dir.parent / "resumed"
-    env = os.environ | {"RAY_AUTH_MODE": "disabled"}
     with open(sweep_dir.parent / "killed.log", "w") as log:
         driver = subprocess.Popen(
-            [*SWEEP, *args], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO, start_new_session=True
+            [*SWEEP, *args], stdout=log, stderr=subprocess.STDOUT, env=USER_ENV, cwd=checkout, start_new_session=True
         )
         deadline = time.monotonic() + 400
         while not list(resumed_dir.glob("trials/*/result.json")) and driver.poll() is None:
@@ -181,7 +200,7 @@ def test_killed_driver_resumes_without_rerunning_finished_trials_and_reports_the
         driver.wait()
     finished = {path: path.stat().st_mtime_ns for path in resumed_dir.glob("trials/*/result.json")}
     assert len(finished) == 1
-    done = run_sweep(*args, "--resume", timeout=400)
+    done = run_sweep(checkout, *args, "--resume", timeout=400)
     assert done.returncode == 0, done.stderr[-3000:]
     assert {path: path.stat().st_mtime_ns for path in finished} == finished  # not rerun
     assert len(list(resumed_dir.glob("trials/*/result.json"))) == 2
@@ -200,10 +219,16 @@ def test_killed_driver_resumes_without_rerunning_finished_trials_and_reports_the
         (["--truncations", "0.5,-0.5"], "--truncations must be a list of truncations > 0 (got -0.5)"),
         (["--data.source", "npz", "--data.path", "/nonexistent/data.npz"], "/nonexistent/data.npz"),
         (["--data.source", "imagenet"], "--data.source must be one of"),
+        (["--classifier.arch", "resnet99"], "--classifier.arch must be one of ['resnet20', 'resnet32', 'resnet50',"),
+        (["--data.image-size", "28"], "--data.image-size must be a power of two ≥ 8"),
+        (["--classifier.epochs", "0"], "--classifier.epochs must be ≥ 1 (got 0)"),
     ],
 )
-def test_user_errors_are_one_clear_line(tmp_path, args, message):
-    done = run_sweep(*args, "--results-dir", str(tmp_path), timeout=120)
+def test_user_errors_are_one_clear_line_before_any_work(checkout, tmp_path, args, message):
+    """Each is refused in the time it takes to read the config: no Ray, nothing written in the results directory."""
+    done = run_sweep(checkout, *args, "--results-dir", str(tmp_path / "results"), timeout=120)
     assert done.returncode == 2
     assert message in done.stderr
     assert "Traceback" not in done.stderr
+    assert not (tmp_path / "results").exists()
+    assert "Ray" not in done.stderr  # Ray never started

@@ -39,7 +39,7 @@ def test_gan_divergence_names_the_iteration(digits):
 @pytest.mark.parametrize("arch", ["resnet20", "resnet32", "small_cnn"])
 def test_classifier_learns_digits(digits, arch):
     train, test = digits
-    cfg = ClassifierConfig(arch=arch, epochs=6, warmup_epochs=1.0, batch_size=64)
+    cfg = ClassifierConfig(arch=arch, epochs=6, warmup_fraction=1 / 6, batch_size=64)
     epochs_seen = []
     model = fit(cfg, train, num_classes=10, on_epoch_end=lambda epoch, m: epochs_seen.append((epoch, m["lr"])))
     scores = evaluate_classifier(model, test)
@@ -51,7 +51,7 @@ def test_classifier_learns_digits(digits, arch):
 
 def test_classifier_divergence_names_the_epoch(digits):
     with pytest.raises(TrainingError, match=r"classifier loss is nan in epoch 0"):
-        fit(ClassifierConfig(arch="small_cnn", epochs=1, base_lr=1e12, warmup_epochs=0.0), digits[0], num_classes=10)
+        fit(ClassifierConfig(arch="small_cnn", epochs=1, base_lr=1e12, warmup_fraction=0.0), digits[0], num_classes=10)
 
 
 def test_resnet50_shapes_and_checkpoint(tmp_path):

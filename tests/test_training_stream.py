@@ -21,7 +21,7 @@ from distgan.train.batches import ShardSource, open_split
 from distgan.train.classifier import evaluate_classifier, train_classifier
 
 BACKENDS = ["dali", "pil"]
-CFG = ClassifierConfig(arch="small_cnn", epochs=2, batch_size=64, warmup_epochs=0.5)
+CFG = ClassifierConfig(arch="small_cnn", epochs=2, batch_size=64, warmup_fraction=0.25)
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +92,7 @@ def _rank_main(rank: int, port: int, shard_dir: str, backend: str, out: str) -> 
     batches.StreamBatches.epoch = labels_too
     source = ShardSource(shard_dir=Path(shard_dir), backend=backend, num_workers=1)
     train_classifier(
-        ClassifierConfig(arch="small_cnn", epochs=1, batch_size=64, warmup_epochs=0.5), source, num_classes=10
+        ClassifierConfig(arch="small_cnn", epochs=1, batch_size=64, warmup_fraction=0.25), source, num_classes=10
     )
     torch.save(torch.cat(seen), f"{out}/rank{rank}.pt")
     torch.distributed.destroy_process_group()
@@ -153,7 +153,7 @@ def test_an_empty_dali_batch_is_padded_with_the_previous_sample(digits_shards, m
 def test_resuming_with_another_loader_is_refused_by_name(digits_shards, tmp_path):
     engine, cfg = EngineConfig(checkpoint_every_steps=23), CFG
     pil = ShardSource(shard_dir=digits_shards / "train", backend="pil", num_workers=0)
-    short = ClassifierConfig(arch="small_cnn", epochs=1, batch_size=64, warmup_epochs=0.5)
+    short = ClassifierConfig(arch="small_cnn", epochs=1, batch_size=64, warmup_fraction=0.25)
     train_classifier(short, pil, num_classes=10, engine_cfg=engine, checkpoint_dir=tmp_path)
     dali = ShardSource(shard_dir=digits_shards / "train", backend="dali", num_workers=1)
     with pytest.raises(DataError, match="reading stream-pil, this run streams with dali.*--classifier.loader-backend"):

@@ -19,8 +19,10 @@ from PIL import Image
 from distgan.errors import ConfigError, DataError
 
 SPLITS = ("train", "test")
-DIGITS_SPLIT_SEED = 0  # random_state of the stratified 80/20 digits split; changing it changes every digits result
-DIGITS_TEST_FRACTION = 0.2
+# The stratified 80/20 split of a dataset that ships as one set (digits, a single .npz): its random_state;
+# changing it changes every result on such data.
+SPLIT_SEED = 0
+TEST_FRACTION = 0.2
 FASHION_MNIST_DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")  # Debian package dataset-fashion-mnist
 CIFAR10_CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 FASHION_MNIST_CLASS_NAMES = (
@@ -45,6 +47,7 @@ class ImageSplit:
     images_NHWC: np.ndarray  # uint8, (N, H, W, C), C in {1, 3}
     labels_N: np.ndarray  # int64, (N,), values in [0, num_classes)
     class_names: tuple[str, ...]
+    split_rule: dict | None = None  # how this split was cut from one set (`stratified_split`); None: as shipped
 
     def __post_init__(self):
         # Readers validate user files with DataError; these guard the readers themselves.
@@ -101,8 +104,22 @@ def resize_NHWC(images_NHWC: np.ndarray, image_size: int | None) -> np.ndarray:
     return out_NHWC
 
 
-def _finish(images_NHWC, labels_N, class_names, image_size: int | None) -> ImageSplit:
-    return ImageSplit(resize_NHWC(images_NHWC, image_size), np.asarray(labels_N, np.int64), tuple(class_names))
+def _finish(images_NHWC, labels_N, class_names, image_size: int | None, split_rule: dict | None = None) -> ImageSplit:
+    return ImageSplit(
+        resize_NHWC(images_NHWC, image_size), np.asarray(labels_N, np.int64), tuple(class_names), split_rule
+    )
+
+
+def stratified_split(images_NHWC: np.ndarray, labels_N: np.ndarray, split: str):
+    """(images, labels, split rule) of one split of a set that ships whole: seeded, stratified, 80/20."""
+    # scikit-learn is slow to import and only such sets need it.
+    from sklearn.model_selection import train_test_split
+
+    train_x, test_x, train_y, test_y = train_test_split(
+        images_NHWC, labels_N, test_size=TEST_FRACTION, stratify=labels_N, random_state=SPLIT_SEED
+    )
+    rule = {"method": "stratified", "test_fraction": TEST_FRACTION, "seed": SPLIT_SEED, "library": "scikit-learn"}
+    return (train_x, train_y, rule) if split == "train" else (test_x, test_y, rule)
 
 
 def _require_dir(source: str, path: Path | None, expected: str) -> Path:
@@ -116,23 +133,14 @@ def _require_dir(source: str, path: Path | None, expected: str) -> Path:
 @register("digits")
 def read_digits(split: str, path: Path | None, image_size: int | None) -> ImageSplit:
     """scikit-learn's bundled 8×8 digits (1,797 images, 0–16 scaled to 0–255), seeded stratified 80/20 split."""
-    # scikit-learn is slow to import and only digits needs it.
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
+    from sklearn.datasets import load_digits  # slow to import; only digits needs it
 
     if path is not None:
         raise ConfigError(f"digits: --data.path must be unset, the data ships with scikit-learn (got {path})")
     digits = load_digits()
     images_NHWC = np.rint(digits.images * (255 / 16)).astype(np.uint8)[..., None]
-    train_x, test_x, train_y, test_y = train_test_split(
-        images_NHWC,
-        digits.target,
-        test_size=DIGITS_TEST_FRACTION,
-        stratify=digits.target,
-        random_state=DIGITS_SPLIT_SEED,
-    )
-    x, y = (train_x, train_y) if split == "train" else (test_x, test_y)
-    return _finish(x, y, [str(k) for k in range(10)], image_size)
+    x, y, rule = stratified_split(images_NHWC, digits.target, split)
+    return _finish(x, y, [str(k) for k in range(10)], image_size, rule)
 
 
 class _NumpyOnlyUnpickler(pickle.Unpickler):
@@ -259,7 +267,7 @@ def read_fashion_mnist(split: str, path: Path | None, image_size: int | None) ->
 
 
 def _npz_file(split: str, path: Path) -> Path:
-    """A file as given, `<dir>/<split>.npz`, or `<prefix>-<split>.npz`, in that order."""
+    """A file as given (one set, split by `read_npz`), `<dir>/<split>.npz`, or `<prefix>-<split>.npz`."""
     for candidate in (path, path / f"{split}.npz", Path(f"{path}-{split}.npz")):
         if candidate.is_file():
             return candidate
@@ -271,7 +279,10 @@ def _npz_file(split: str, path: Path) -> Path:
 
 @register("npz")
 def read_npz(split: str, path: Path | None, image_size: int | None) -> ImageSplit:
-    """An .npz with `x` uint8 (N, H, W[, C]), `y` integer (N,) and optionally `class_names` (K,)."""
+    """An .npz with `x` uint8 (N, H, W[, C]), `y` integer (N,) and optionally `class_names` (K,).
+
+    One file given as the path is one set: it is cut by `stratified_split` (recorded in the manifest), never
+    served whole as both splits."""
     if path is None:
         raise ConfigError("npz: --data.path is required (an .npz file, a directory or a <prefix> of -train.npz)")
     file = _npz_file(split, path)
@@ -299,7 +310,13 @@ def read_npz(split: str, path: Path | None, image_size: int | None) -> ImageSpli
         raise DataError(
             f"npz: {file}: key 'class_names' has {len(class_names)} names but 'y' reaches {num_classes - 1}"
         )
-    return _finish(x, y, class_names, image_size)
+    if file != path:  # the split's own file
+        return _finish(x, y, class_names, image_size)
+    counts = np.bincount(y)
+    if counts[counts > 0].min(initial=2) < 2:
+        raise DataError(f"npz: {file}: one file is split 80/20 per class, which needs ≥ 2 images of every class")
+    x, y, rule = stratified_split(x, y, split)
+    return _finish(x, y, class_names, image_size, rule | {"from": str(file)})
 
 
 @register("image_folder")

@@ -11,6 +11,7 @@ from pathlib import Path
 from distgan.config import GanConfig, SweepConfig, digest, to_dict
 from distgan.data.download import sha256_of
 from distgan.data.mixtures import write_mixture
+from distgan.data.overlap import refuse_shared_images
 from distgan.data.shards import (
     manifest_digest,
     read_manifest,
@@ -58,7 +59,7 @@ class SweepArtifacts:
 
 
 def cache_root(cfg: SweepConfig) -> Path:
-    return cfg.results_dir.resolve() / "cache"
+    return cfg.results_dir / "cache"
 
 
 def _announce(built: bool, what: str, path: Path) -> None:
@@ -72,10 +73,11 @@ def prepare_real_shards(cfg: SweepConfig) -> tuple[Path, Path]:
         out = cache_root(cfg) / f"real-{cfg.data.source}-{split}-{digest(cfg.data)}"
         if not out.is_dir():
             images = load_split(cfg.data.source, split, path=cfg.data.path, image_size=cfg.data.image_size)
-            provenance = {"kind": "real", "split": split, "data": to_dict(cfg.data)}
+            provenance = {"kind": "real", "split": split, "data": to_dict(cfg.data), "split_rule": images.split_rule}
             write_shards(images, out, max_samples_per_shard=cfg.data.shard_max_samples, provenance=provenance)
             _announce(True, f"real {split} shards", out)
         paths.append(out)
+    refuse_shared_images(*paths)  # at every start: a cache made before this check was added is checked too
     return paths[0], paths[1]
 
 

@@ -88,11 +88,11 @@ def run_sweep(cfg: SweepConfig, space: SweepSpace, *, resume: bool = False) -> S
     others run (from their checkpoints). Without it, an existing sweep of that name is started afresh.
     """
     started = time.time()
-    cfg.out_dir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(cfg.out_dir / "config.json", to_dict(cfg))
-    prepare_real_shards(cfg)  # reads the dataset first: a bad path fails before Ray starts
     if resume and not tune.Tuner.can_restore(str(tune_dir(cfg))):
         raise DistganError(f"--resume: no sweep state to resume in {tune_dir(cfg)}")
+    prepare_real_shards(cfg)  # reads the dataset first: a bad path fails before Ray starts
+    cfg.out_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(cfg.out_dir / "config.json", to_dict(cfg))
     if not resume and (cfg.out_dir / "trials").is_dir():
         log.info("starting %s afresh: its previous trials are removed (--resume goes on with them)", cfg.out_dir)
         for previous in (cfg.out_dir / "trials", tune_dir(cfg)):

@@ -14,12 +14,17 @@ from torch.nn.utils import spectral_norm
 
 from distgan.errors import ConfigError
 
+GAN_IMAGE_SIZE_RULE = "a power of two ≥ 8 (the GAN grows a 4×4 map by ×2 stages)"
+
+
+def is_gan_image_size(image_size: int) -> bool:
+    return image_size >= 8 and image_size & (image_size - 1) == 0
+
 
 def _num_upsamplings(image_size: int) -> int:
-    num = math.log2(image_size / 4)
-    if image_size < 8 or num != int(num):
-        raise ConfigError(f"GAN image size must be a power of two ≥ 8 (got {image_size})")
-    return int(num)
+    if not is_gan_image_size(image_size):
+        raise ConfigError(f"GAN image size must be {GAN_IMAGE_SIZE_RULE} (got {image_size})")
+    return int(math.log2(image_size // 4))
 
 
 class ConditionalGenerator(nn.Module):

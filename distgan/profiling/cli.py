@@ -16,6 +16,7 @@ from pathlib import Path
 from distgan.errors import ConfigError, DistganError
 from distgan.profiling.sampler import UtilisationSampler
 from distgan.profiling.summary import json_text, summarise, write_json
+from distgan.runtime.paths import absolute
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ def add_profile_parser(subparsers) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--interval", type=float, default=1.0, help="seconds between samples (default 1)")
-    p.add_argument("--out", type=Path, default=Path("profile.csv"), help="CSV path; the JSON summary goes beside it")
+    p.add_argument("--out", type=absolute, default="profile.csv", help="CSV path; the JSON summary goes beside it")
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- then the command and its arguments")
     p.set_defaults(run=_profile_stage)
     return p

@@ -51,11 +51,12 @@ def lr_multiplier(
 ) -> float:
     """Factor on the peak LR at a (0-based) optimiser step: linear warmup, then ×0.1 at each decay point.
 
-    Warmup ramps from 1/warmup_steps to 1 (Goyal et al. §2.2, "gradual warmup"); the decay points are
-    fractions of the run, e.g. (30/90, 60/90, 80/90) for the paper's epochs 30/60/80 of 90.
+    Warmup rises linearly from 0 at step 0 to 1 at step warmup_steps (Ravuri & Vinyals: "linearly increasing
+    from 0.0" over 5 of 90 epochs; Goyal et al. §2.2); the decay points are fractions of the run, e.g.
+    (30/90, 60/90, 80/90) for the paper's epochs 30/60/80 of 90.
     """
     if step < warmup_steps:
-        return (step + 1) / warmup_steps
+        return step / warmup_steps
     num_decays = sum(step >= math.floor(frac * total_steps) for frac in decay_fractions)
     return decay_factor**num_decays
 
@@ -64,12 +65,13 @@ def classifier_lr_schedule(
     optimizer, cfg: "ClassifierConfig", steps_per_epoch: int
 ) -> torch.optim.lr_scheduler.LRScheduler:
     """The classifier's schedule on `optimizer` (whose lr is the peak): `lr_multiplier` over cfg.epochs."""
+    total_steps = steps_per_epoch * cfg.epochs
     return torch.optim.lr_scheduler.LambdaLR(
         optimizer,
         lambda step: lr_multiplier(
             step,
-            total_steps=steps_per_epoch * cfg.epochs,
-            warmup_steps=round(cfg.warmup_epochs * steps_per_epoch),
+            total_steps=total_steps,
+            warmup_steps=round(cfg.warmup_fraction * total_steps),
             decay_fractions=cfg.decay_epoch_fractions,
         ),
     )

@@ -1,0 +1,36 @@
+# The README's two commands. Each sets up what it needs, once: a .venv in this checkout, torch first (the pin's
+# CPU wheel; anything else asking for torch first may pull a CUDA build of several GB), then distgan with its
+# extras; the setup reruns only when pyproject.toml changes.
+#   make run    the main job: a replacement sweep on the embedded digits, ending with a report
+#   make test   the test suite (adds the peer packages the parity tests compare with)
+# `make system-packages` (root, Debian) installs what some tests use from the system: Slurm, munge and
+# Fashion-MNIST; without them those tests fail and name this command. .ci/run calls it, then `make test`.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+export RAY_AUTH_MODE ?= disabled
+
+.PHONY: run test system-packages
+
+run: $(VENV)/.installed
+	$(PY) tune/sweep.py --space replacement
+
+test: $(VENV)/.installed-test
+	$(PY) -m pytest
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q --no-build-isolation -e ".[dev,dali,deepspeed]"
+	touch $@
+
+# Installed without dependencies: pytorch-fid and torch-fidelity require torchvision, whose PyPI build does not
+# import beside the CPU torch; the parity tests load only their metric code.
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(PY) -m pip install -q --no-deps pytorch-fid==0.3.0 torch-fidelity==0.4.0 prdc==0.2
+	touch $@
+
+system-packages:
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist slurm-wlm munge >/dev/null

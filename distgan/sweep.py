@@ -1,0 +1,78 @@
+"""The front door of sweeps: `distgan.sweep.run(cfg)` from Python; `main(argv)` is `python tune/sweep.py`.
+
+    from distgan.recipes import digits_quick
+    from distgan.sweep import run
+    outcome = run(digits_quick())          # SweepOutcome(report_path=..., wall_time_sec=...)
+
+With no flag the main job runs offline on this machine's CPUs on the embedded digits and ends with a report.
+Spaces: replacement, augmentation, gan, gan-test, or a YAML file. Every config field is a flag (`--help`
+lists them); `--config FILE.yaml` sets many at once; `--resume` goes on with a sweep whose driver died.
+"""
+
+import argparse
+import logging
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import yaml
+
+from distgan.config import SweepConfig, with_overrides
+from distgan.errors import DistganError
+from distgan.experiments.spaces import resolve_space
+from distgan.experiments.sweep import SweepOutcome, run_sweep
+from distgan.flags import add_flags, apply_flags
+from distgan.recipes import RECIPES
+
+
+def run(cfg: SweepConfig, *, resume: bool = False) -> SweepOutcome:
+    """Run the sweep that cfg describes (its space by name or YAML file) and write its report."""
+    cfg, space = resolve_space(cfg)
+    return run_sweep(cfg, space, resume=resume)
+
+
+def parse_config(argv: list[str] | None) -> tuple[SweepConfig, bool]:
+    """(the config of the command line: recipe < --config file < flags, its space checked; --resume)."""
+    parser = argparse.ArgumentParser(
+        prog="tune/sweep.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--recipe", choices=sorted(RECIPES), default="digits_default", help="the named base config")
+    parser.add_argument("--quick", action="store_true", help="--recipe digits_quick: a smoke sweep")
+    parser.add_argument("--config", type=Path, help="YAML file of config fields (nested sections)")
+    parser.add_argument("--resume", action="store_true", help="go on with this sweep after its driver died")
+    add_flags(parser, SweepConfig)  # --space's choices come from the registry, checked after the YAML file
+    args = parser.parse_args(argv)
+    cfg = RECIPES["digits_quick" if args.quick else args.recipe]()
+    from_file = {}
+    if args.config is not None:
+        if not args.config.is_file():
+            raise DistganError(f"--config: {args.config} not found")
+        from_file = yaml.safe_load(args.config.read_text()) or {}
+        cfg = with_overrides(cfg, from_file)
+    cfg, _ = resolve_space(apply_flags(cfg, args))  # an unknown space or a bad YAML space fails here
+    if args.name is None and "name" not in from_file:  # the recipe's name says the space: say this one
+        cfg = replace(cfg, name=cfg.name.replace("replacement", Path(cfg.space).stem, 1))
+    return cfg, args.resume
+
+
+def first_table(markdown: str) -> str:
+    """The report's first Markdown table (Table 1, the augmentation or the GAN table)."""
+    lines = markdown.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith("|")), len(lines))
+    end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
+    return "\n".join(lines[start:end])
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The sweep command: exit 0 with the report's path, first table and wall time printed; 2 on a user error."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    try:
+        cfg, resume = parse_config(argv)
+        outcome = run(cfg, resume=resume)
+    except DistganError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"\nReport: {outcome.report_path}\n")
+    print(first_table(outcome.report_path.read_text()))
+    print(f"\nSweep wall time: {outcome.wall_time_sec:.0f} s")
+    return 0
