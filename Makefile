@@ -9,6 +9,10 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+# As after `. .venv/bin/activate`: what the jobs start by name (ray, ninja for DeepSpeed's JIT builds, distgan)
+# comes from the venv.
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+export VIRTUAL_ENV := $(abspath $(VENV))
 export RAY_AUTH_MODE ?= disabled
 
 .PHONY: run test system-packages

@@ -43,6 +43,9 @@ class SlurmJob:
     job_name: str | None = None  # None: distgan-<script>
     output: str | None = None  # stdout+stderr file (%j: job id); None: distgan-<script>-%j.out in chdir
     chdir: Path = field(default_factory=lambda: REPO)  # where the job runs: the checkout (tune/ lives there)
+    # The interpreter the job runs, and its directory first on the job's PATH (ray, torchrun): by default the one
+    # rendering the script, so a job from a venv that was never activated does not run the system Python.
+    python: Path = field(default_factory=lambda: Path(sys.executable))
 
     def __post_init__(self):
         if self.script not in SCRIPTS:
@@ -60,6 +63,8 @@ class SlurmJob:
                             ("--job-name", self.job_name), ("--output", self.output)):  # fmt: skip
             if value is not None and not _WORD.match(value):
                 raise ConfigError(f"{flag} must be one word without spaces or quotes (got {value!r})")
+        if not (self.python.is_file() and os.access(self.python, os.X_OK)):
+            raise ConfigError(f"--python must be an executable Python interpreter (got {self.python})")
         if not (self.chdir / "tune" / "sweep.py").is_file():
             raise ConfigError(f"--chdir must be a distgan checkout (no {self.chdir}/tune/sweep.py)")
         if self.script == "train" and (not self.args or self.args[0] not in TRAIN_STAGES):
@@ -96,6 +101,8 @@ def render(job: SlurmJob) -> str:
     out = ["#!/usr/bin/env bash"]
     out += [f"#SBATCH --{key}={value}" for key, value in header.items() if value is not None]
     out += [f"# Rendered by: distgan slurm {job.script} (distgan/slurm.py) from {template}"]
+    out.append(f"export DISTGAN_PYTHON={shlex.quote(str(job.python))}")
+    out.append(f'export PATH={shlex.quote(str(job.python.parent))}:"$PATH"')
     if job.script == "train":
         out.append(f"export NPROC_PER_NODE={job.nproc_per_node or job.gpus_per_node or 1}")
     out.append(f"set -- {shlex.join(job.args)}" if job.args else "set --")
@@ -127,6 +134,7 @@ def _slurm_stage(args) -> None:
         script=args.script, args=tuple(extra), partition=args.partition, account=args.account, nodes=args.nodes,
         gpus_per_node=args.gpus_per_node, cpus_per_task=args.cpus_per_task, nproc_per_node=args.nproc_per_node,
         mem=args.mem, time=args.time, job_name=args.job_name, output=args.output, chdir=args.chdir.resolve(),
+        python=args.python,
     )  # fmt: skip
     text = render(job)
     if args.out is not None:
@@ -159,8 +167,48 @@ def add_slurm_parser(subparsers) -> argparse.ArgumentParser:
         p.add_argument("--job-name")
         p.add_argument("--output", help="the job's log file (%%j: job id)")
         p.add_argument("--chdir", type=absolute, default=REPO, help="the distgan checkout the job runs in")
+        p.add_argument("--python", type=absolute, default=Path(sys.executable), help="the job's interpreter")
         p.add_argument("--out", type=absolute, help="write the script here instead of printing it")
         p.add_argument("--submit", action="store_true", help="submit with sbatch and print the job id")
         p.add_argument("args", nargs=argparse.REMAINDER, help=f"-- then {what}")
         p.set_defaults(run=_slurm_stage, nproc_per_node=None)
     return slurm
+
+
+def wait_for_ray_nodes(address: str, expected: int, timeout_s: float, step_pids: list[int]) -> str:
+    """Block until `expected` Ray nodes are alive at `address` (sweep.sbatch, after its `ray start` steps); the
+    cluster's size in words. Fails at once when a `ray start` step has ended (e.g. a port in use)."""
+    import time
+
+    import ray
+
+    def exited(pid: int) -> bool:  # an srun that ended is a zombie until the script waits for it
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+        except FileNotFoundError:
+            return True
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if any(exited(pid) for pid in step_pids):
+            raise SystemExit("error: a `ray start` step ended before the cluster was up; its error is above")
+        try:
+            if not ray.is_initialized():
+                ray.init(address=address, logging_level="WARNING", log_to_driver=False)
+            alive = [node for node in ray.nodes() if node["Alive"]]
+        except ConnectionError:
+            alive = []
+        if len(alive) >= expected:
+            break
+        if time.monotonic() > deadline:
+            raise SystemExit(f"error: {len(alive)} of {expected} Ray nodes joined {address} within {timeout_s:.0f} s")
+        time.sleep(2)
+    total = ray.cluster_resources()
+    return f"{len(alive)} nodes alive, {total.get('CPU', 0):g} CPUs, {total.get('GPU', 0):g} GPUs"
+
+
+if __name__ == "__main__":  # sweep.sbatch: python -m distgan.slurm ADDRESS NODES TIMEOUT_S STEP_PID...
+    address, nodes, timeout_s, *pids = sys.argv[1:]
+    cluster = wait_for_ray_nodes(address, int(nodes), float(timeout_s), [int(pid) for pid in pids])
+    print(f"distgan sweep: Ray cluster up: {cluster}")

@@ -21,6 +21,11 @@ from distgan.slurm import SlurmJob, render
 
 # One thread per worker: the Slurm run and the reference run compute the same thing bit for bit.
 ENV = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", "RAY_AUTH_MODE": "disabled"}
+# As from a venv that was never activated: its bin is not on PATH, so a job that ran `python` or `ray` by name
+# would get the system's (which has no torch); the rendered script names this interpreter instead.
+VENV_BIN = str(Path(sys.executable).parent)
+ENV["PATH"] = os.pathsep.join(part for part in ENV["PATH"].split(os.pathsep) if part != VENV_BIN)
+ENV.pop("VIRTUAL_ENV", None)
 # The jobs inherit this environment (sbatch --export=ALL): no dashboard process, to save the 2 CPUs.
 ENV |= {"RAY_INCLUDE_DASHBOARD": "false"}
 
@@ -63,6 +68,7 @@ def test_render_fills_the_header_and_bakes_in_the_arguments(tmp_path):
         f"#SBATCH --chdir={REPO}", "#SBATCH --partition=gpu", "#SBATCH --mem=200G", "#SBATCH --gpus-per-node=8",
     ]  # fmt: skip
     assert "export NPROC_PER_NODE=8\nset -- train-gan --out 'a b'\n" in text
+    assert f'export DISTGAN_PYTHON={sys.executable}\nexport PATH={VENV_BIN}:"$PATH"\n' in text
     # sbatch reads #SBATCH lines only before the first command: the header must come first.
     assert text.splitlines()[1].startswith("#SBATCH") and text.index("set -euo") > text.index("#SBATCH --gpus")
     script = tmp_path / "job.sbatch"
