@@ -1,8 +1,10 @@
 """Named sweep recipes (STYLE §3): functions returning a full config; variants derive from a base."""
 
+from collections.abc import Callable
 from dataclasses import replace
 
 from distgan.config import SweepConfig
+from distgan.runtime.registry import Registry
 
 
 def digits_default() -> SweepConfig:
@@ -23,4 +25,6 @@ def digits_quick() -> SweepConfig:
     )
 
 
-RECIPES = {"digits_default": digits_default, "digits_quick": digits_quick}
+RECIPES: Registry[Callable[[], SweepConfig]] = Registry("recipe", "--recipe")
+RECIPES.add("digits_default", digits_default)
+RECIPES.add("digits_quick", digits_quick)

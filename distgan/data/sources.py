@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image
 
 from distgan.errors import ConfigError, DataError
+from distgan.runtime.registry import Registry
 
 SPLITS = ("train", "test")
 # The stratified 80/20 split of a dataset that ships as one set (digits, a single .npz): its random_state;
@@ -64,32 +65,18 @@ class ImageSplit:
 
 # A reader gets (split, path or None, image_size or None) and returns images already at image_size.
 Reader = Callable[[str, Path | None, int | None], ImageSplit]
-SOURCES: dict[str, Reader] = {}
-
-
-def register(name: str) -> Callable[[Reader], Reader]:
-    """Decorator adding a reader to SOURCES under `name`; refuses duplicates and non-callables."""
-
-    def add(reader: Reader) -> Reader:
-        if name in SOURCES:
-            raise ValueError(f"data source {name!r} is already registered")
-        if not callable(reader):
-            raise TypeError(f"data source {name!r}: reader must be callable (got {type(reader).__name__})")
-        SOURCES[name] = reader
-        return reader
-
-    return add
+SOURCES: Registry[Reader] = Registry("data source", "--data.source")
+register = SOURCES.register
 
 
 def load_split(source: str, split: str, *, path: Path | None = None, image_size: int | None = None) -> ImageSplit:
     """Read one split of a registered source; resize to image_size×image_size (bilinear) if given."""
-    if source not in SOURCES:
-        raise ConfigError(f"--data.source must be one of {sorted(SOURCES)} (got {source!r})")
+    reader = SOURCES.get_or_raise(source)
     if split not in SPLITS:
         raise ConfigError(f"split must be one of {list(SPLITS)} (got {split!r})")
     if image_size is not None and image_size < 1:
         raise ConfigError(f"--data.image_size must be >= 1 (got {image_size})")
-    return SOURCES[source](split, None if path is None else Path(path), image_size)
+    return reader(split, None if path is None else Path(path), image_size)
 
 
 def resize_NHWC(images_NHWC: np.ndarray, image_size: int | None) -> np.ndarray:

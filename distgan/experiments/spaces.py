@@ -13,19 +13,11 @@ from distgan.errors import ConfigError
 from distgan.experiments.gan_search import rung_ends
 from distgan.experiments.sweep import SweepSpace
 from distgan.experiments.trial import EXPERIMENTS
+from distgan.runtime.registry import Registry
 
 SpaceFn = Callable[[SweepConfig], SweepSpace]
-SPACES: dict[str, SpaceFn] = {}
-
-
-def register_space(name: str) -> Callable[[SpaceFn], SpaceFn]:
-    def add(space: SpaceFn) -> SpaceFn:
-        if name in SPACES:
-            raise ValueError(f"space {name!r} is registered twice")
-        SPACES[name] = space
-        return space
-
-    return add
+SPACES: Registry[SpaceFn] = Registry("space", "--space")
+register_space = SPACES.register
 
 
 REAL_ROW = {"truncation": None}

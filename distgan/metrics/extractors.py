@@ -12,6 +12,7 @@ from distgan.data.download import sha256_of
 from distgan.data.transforms import to_model_input
 from distgan.errors import ConfigError
 from distgan.metrics.inception import INPUT_SIZE, load_inception
+from distgan.runtime.registry import Registry
 
 
 @dataclass
@@ -48,23 +49,14 @@ def domain_extractor(weights: Path | None, cache_dir: Path | None) -> Extractor:
     return Extractor("domain", load_classifier(Path(weights)), to_model_input, sha256_of(Path(weights)), "none")
 
 
-EXTRACTORS: dict[str, Callable[[Path | None, Path | None], Extractor]] = {}
-
-
-def register_extractor(name: str, builder: Callable[[Path | None, Path | None], Extractor]) -> None:
-    """Add an extractor builder under a new name; duplicates and non-callables are refused."""
-    if name in EXTRACTORS:
-        raise ConfigError(f"extractor {name!r} is already registered")
-    if not callable(builder):
-        raise ConfigError(f"extractor {name!r}: builder must be callable (got {type(builder).__name__})")
-    EXTRACTORS[name] = builder
+# name -> builder(weights path, cache dir)
+EXTRACTORS: Registry[Callable[[Path | None, Path | None], Extractor]] = Registry("extractor", "--extractor")
+register_extractor = EXTRACTORS.add
 
 
 def build_extractor(name: str, weights: Path | None = None, cache_dir: Path | None = None) -> Extractor:
     """The registered extractor `name`, in eval mode without gradients."""
-    if name not in EXTRACTORS:
-        raise ConfigError(f"--extractor: unknown extractor {name!r}; choose from {sorted(EXTRACTORS)}")
-    extractor = EXTRACTORS[name](weights, cache_dir)
+    extractor = EXTRACTORS.get_or_raise(name)(weights, cache_dir)
     extractor.model.eval().requires_grad_(False)
     return extractor
 

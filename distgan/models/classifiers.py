@@ -5,6 +5,7 @@ same network serves as the replacement experiment's classifier and as the offlin
 of IS / FID (see docs/concepts.md).
 """
 
+import functools
 from collections.abc import Callable
 
 import torch
@@ -12,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from distgan.errors import ConfigError
+from distgan.runtime.registry import Registry
 
 
 def _shortcut(in_channels: int, out_channels: int, stride: int) -> nn.Module:
@@ -119,17 +121,13 @@ def small_cnn(in_channels: int, num_classes: int) -> Classifier:
 
 
 # name -> builder(in_channels, num_classes)
-CLASSIFIERS: dict[str, Callable[[int, int], Classifier]] = {
-    "resnet20": lambda c, k: cifar_resnet(20, c, k),
-    "resnet32": lambda c, k: cifar_resnet(32, c, k),
-    "resnet56": lambda c, k: cifar_resnet(56, c, k),
-    "resnet50": resnet50,
-    "small_cnn": small_cnn,
-}
+CLASSIFIERS: Registry[Callable[[int, int], Classifier]] = Registry("classifier", "--classifier.arch")
+for depth in (20, 32, 56):
+    CLASSIFIERS.add(f"resnet{depth}", functools.partial(cifar_resnet, depth))
+CLASSIFIERS.add("resnet50", resnet50)
+CLASSIFIERS.add("small_cnn", small_cnn)
 
 
 def build_classifier(name: str, in_channels: int, num_classes: int) -> Classifier:
     """Instantiate a registered classifier by name."""
-    if name not in CLASSIFIERS:
-        raise ConfigError(f"--classifier.arch: unknown classifier {name!r}; choose from {sorted(CLASSIFIERS)}")
-    return CLASSIFIERS[name](in_channels, num_classes)
+    return CLASSIFIERS.get_or_raise(name)(in_channels, num_classes)
