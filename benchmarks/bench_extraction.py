@@ -24,19 +24,18 @@ import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "tests")]
+sys.path.insert(0, str(REPO))
 
 from distgan.metrics.extraction import ImageSource, extract, make_step  # noqa: E402
 from distgan.metrics.extractors import Extractor  # noqa: E402
 from distgan.metrics.feature_stats import FeatureStats  # noqa: E402
 from distgan.metrics.fid import frechet_distance  # noqa: E402
 from distgan.metrics.inception import FIDInceptionV3, load_inception  # noqa: E402
+from distgan.peers import import_isolated  # noqa: E402
 
 
 def _pytorch_fid_network(weights: Path) -> torch.nn.Module:
-    from test_metrics_inception import _import_isolated
-
-    fidelity = _import_isolated("torch_fidelity", "feature_extractor_inceptionv3", {})
+    fidelity = import_isolated("torch_fidelity", "feature_extractor_inceptionv3", {})
     torchvision = types.ModuleType("torchvision")
     torchvision.__version__ = "0.21.0"
     torchvision.models = types.SimpleNamespace(
@@ -47,7 +46,7 @@ def _pytorch_fid_network(weights: Path) -> torch.nn.Module:
             "inception-v3-compat", ["2048"], feature_extractor_weights_path=str(weights)
         ),
     )
-    pytorch_fid = _import_isolated("pytorch_fid", "inception", {"torchvision": torchvision})
+    pytorch_fid = import_isolated("pytorch_fid", "inception", {"torchvision": torchvision})
     pytorch_fid.load_state_dict_from_url = lambda url, progress=True: torch.load(weights)
     return pytorch_fid.InceptionV3([3]).eval()
 

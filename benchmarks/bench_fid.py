@@ -18,11 +18,11 @@ import numpy as np
 import torch  # noqa: F401  (before the reference loader's placeholder modules: torch's import inspects them)
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "tests")]
+sys.path.insert(0, str(REPO))
 
-from conftest import load_reference_function  # noqa: E402
 
 from distgan.metrics.fid import frechet_distance  # noqa: E402
+from distgan.peers import load_function  # noqa: E402
 
 
 def _statistics(dim: int, rows: slice, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -39,7 +39,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1)
     args = parser.parse_args()
     dim = 256 if args.quick else 2048
-    reference = load_reference_function(
+    reference = load_function(
         "pytorch_fid", "fid_score.py", "calculate_frechet_distance",
         ("torchvision", "torchvision.transforms", "pytorch_fid.inception"),
     )  # fmt: skip

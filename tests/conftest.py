@@ -1,12 +1,10 @@
 """Shared fixtures: the repository root, digits shards, and reference implementations of metrics from their packages."""
 
-import importlib.util
 import os
 import shlex
 import shutil
 import subprocess
 import sys
-import types
 from pathlib import Path
 
 import pytest
@@ -65,44 +63,3 @@ def digits_shards(tmp_path_factory):
     prepared = subprocess.run(command, capture_output=True, text=True)
     assert prepared.returncode == 0, prepared.stderr
     return out
-
-
-class _Placeholder:
-    """Stands for a name imported at module level but unused by the function under comparison."""
-
-    def __getattr__(self, name):
-        return {}
-
-
-def restore_modules(saved: dict) -> None:
-    """Put back the sys.modules entries that a placeholder replaced (None: there was none)."""
-    for name, original in saved.items():
-        if original is None:
-            sys.modules.pop(name, None)
-        else:
-            sys.modules[name] = original
-
-
-def load_reference_function(package: str, relative_file: str, function: str, placeholders: tuple[str, ...]):
-    """A function from an installed peer package's source file (pytorch-fid, torch-fidelity).
-
-    Their packages import torchvision at module level, which cannot be imported beside torch 2.13's CPU
-    build; the metric functions we compare with use only numpy/scipy/torch. `placeholders` names the
-    modules the file imports but the function never touches; they are satisfied by empty modules.
-    """
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip(f"reference package {package!r} not installed (`pip install --no-deps pytorch-fid torch-fidelity`)")
-    path = Path(spec.submodule_search_locations[0]) / relative_file
-    saved = {name: sys.modules.get(name) for name in placeholders}
-    try:
-        for name in placeholders:
-            module = types.ModuleType(name)
-            module.__getattr__ = lambda attr: _Placeholder()  # any `from X import y` gets a placeholder
-            sys.modules[name] = module
-        module_spec = importlib.util.spec_from_file_location(f"_reference_{package}_{path.stem}", path)
-        module = importlib.util.module_from_spec(module_spec)
-        module_spec.loader.exec_module(module)
-    finally:
-        restore_modules(saved)
-    return getattr(module, function)

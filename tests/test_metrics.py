@@ -5,18 +5,18 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import load_reference_function
 
 from distgan.data.sources import load_split
 from distgan.metrics.classification import ClassificationCounts
 from distgan.metrics.feature_stats import FeatureStats
 from distgan.metrics.fid import frechet_distance
 from distgan.metrics.inception_score import inception_score
+from distgan.peers import load_function
 
 
 @pytest.fixture(scope="module")
 def pytorch_fid_frechet():
-    return load_reference_function(
+    return load_function(
         "pytorch_fid", "fid_score.py", "calculate_frechet_distance",
         ("torchvision", "torchvision.transforms", "pytorch_fid.inception"),
     )  # fmt: skip
@@ -24,7 +24,7 @@ def pytorch_fid_frechet():
 
 @pytest.fixture(scope="module")
 def torch_fidelity_isc():
-    return load_reference_function(
+    return load_function(
         "torch_fidelity", "metric_isc.py", "isc_features_to_metric", ("torch_fidelity.helpers", "torch_fidelity.utils")
     )
 

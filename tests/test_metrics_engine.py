@@ -8,7 +8,6 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import load_reference_function
 
 from distgan.data.sources import load_split
 from distgan.errors import ConfigError, DataError
@@ -27,6 +26,7 @@ from distgan.metrics.reference_stats import (
     save_stats,
 )
 from distgan.models.classifiers import small_cnn
+from distgan.peers import load_function
 from distgan.train.classifier import save_classifier
 
 
@@ -78,7 +78,7 @@ def test_statistics_alone_serve_fid_but_not_kid(extractor, digits):
 
 
 def test_stats_files_are_read_by_pytorch_fid(tmp_path, extractor, digits):
-    read_npz = load_reference_function(
+    read_npz = load_function(
         "pytorch_fid", "fid_score.py", "compute_statistics_of_path",
         ("torchvision", "torchvision.transforms", "pytorch_fid.inception"),
     )  # fmt: skip

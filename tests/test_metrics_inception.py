@@ -11,41 +11,19 @@ A random Inception maps all images to nearly one point; the BatchNorm statistics
 first and the test asserts that features vary across images before comparing (the issue's warning).
 """
 
-import importlib
-import sys
 import types
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, restore_modules
+from conftest import REPO
 
 from distgan.errors import DataError
 from distgan.metrics.inception import FIDInceptionV3, load_inception
+from distgan.peers import import_isolated
 
 CIFAR = REPO.parent / "shared" / "data" / "cifar10_lossless_subset-test.npz"
-
-
-def _package_dir(name: str) -> Path:
-    spec = importlib.util.find_spec(name)
-    if spec is None:
-        pytest.skip(f"reference package {name!r} not installed (`pip install --no-deps {name.replace('_', '-')}`)")
-    return Path(spec.submodule_search_locations[0])
-
-
-def _import_isolated(package: str, submodule: str, fakes: dict) -> types.ModuleType:
-    """Import package.submodule without running the package's __init__ (it imports torchvision)."""
-    saved = {name: sys.modules.get(name) for name in [package, f"{package}.{submodule}", *fakes]}
-    try:
-        shell = types.ModuleType(package)
-        shell.__path__ = [str(_package_dir(package))]
-        sys.modules[package] = shell
-        sys.modules.update(fakes)
-        module = importlib.import_module(f"{package}.{submodule}")
-    finally:
-        restore_modules(saved)
-    return module
 
 
 def _assert_close_to_scale(ours: torch.Tensor, theirs: torch.Tensor, tol: float = 1e-4) -> None:
@@ -86,7 +64,7 @@ def ours(calibrated_weights):
 
 
 def test_features_and_logits_equal_torch_fidelity(ours, calibrated_weights, images_NHWC):
-    fidelity = _import_isolated("torch_fidelity", "feature_extractor_inceptionv3", {})
+    fidelity = import_isolated("torch_fidelity", "feature_extractor_inceptionv3", {})
     theirs = fidelity.FeatureExtractorInceptionV3(
         "inception-v3-compat", ["2048", "logits"], feature_extractor_weights_path=str(calibrated_weights)
     )
@@ -106,7 +84,7 @@ def test_features_and_logits_equal_torch_fidelity(ours, calibrated_weights, imag
 
 
 def test_pool_features_equal_pytorch_fid_through_the_resize(ours, calibrated_weights, images_NHWC):
-    fidelity = _import_isolated("torch_fidelity", "feature_extractor_inceptionv3", {})
+    fidelity = import_isolated("torch_fidelity", "feature_extractor_inceptionv3", {})
     skeleton = lambda **kwargs: fidelity.FeatureExtractorInceptionV3(  # noqa: E731
         "inception-v3-compat", ["2048"], feature_extractor_weights_path=str(calibrated_weights)
     )
@@ -118,7 +96,7 @@ def test_pool_features_equal_pytorch_fid_through_the_resize(ours, calibrated_wei
         ),
         inception_v3=skeleton,
     )
-    pytorch_fid = _import_isolated("pytorch_fid", "inception", {"torchvision": torchvision})
+    pytorch_fid = import_isolated("pytorch_fid", "inception", {"torchvision": torchvision})
     pytorch_fid.load_state_dict_from_url = lambda url, progress=True: torch.load(calibrated_weights)
     theirs = pytorch_fid.InceptionV3([3]).eval()
     batch = torch.as_tensor(images_NHWC[:6])

@@ -6,11 +6,11 @@ import importlib.util
 import numpy as np
 import pytest
 import torch
-from conftest import load_reference_function
 
 from distgan.data.sources import load_split
 from distgan.metrics.kid import kernel_inception_distance
 from distgan.metrics.prdc import precision_recall_density_coverage
+from distgan.peers import load_function
 
 
 def _features(dim: int, seed: int, scale: float = 1.0, shift: float = 0.0) -> np.ndarray:
@@ -21,7 +21,7 @@ def _features(dim: int, seed: int, scale: float = 1.0, shift: float = 0.0) -> np
 
 @pytest.fixture(scope="module")
 def torch_fidelity_kid():
-    return load_reference_function(
+    return load_function(
         "torch_fidelity", "metric_kid.py", "kid_features_to_metric",
         ("torch_fidelity.helpers", "torch_fidelity.utils", "tqdm"),
     )  # fmt: skip

@@ -9,34 +9,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from distgan.data.sources import IMAGE_SUFFIXES
-from distgan.data.writer import ShardOptions, _encode_file_chunk, _encoded_chunks, write_sample_stream
-from distgan.errors import DataError
-
-# ImageNet ships upper-case .JPEG; suffixes are compared lower-cased.
-FOLDER_SUFFIXES = tuple(sorted(set(IMAGE_SUFFIXES) | {".jpeg"}))
-
-
-def list_image_folder(root: Path, split: str) -> tuple[list[Path], list[int], tuple[str, ...]]:
-    """Files (sorted by class, then name: the stable key order), their labels, and the class names.
-
-    Classes are the sorted directory names of `root/train`, so train and test share one label map.
-    """
-    root = Path(root)
-    train = root / "train"
-    classes = tuple(sorted(d.name for d in train.iterdir() if d.is_dir())) if train.is_dir() else ()
-    if not classes or not (root / split).is_dir():
-        raise DataError(f"image folder {root}: expected {root}/<train|test>/<class>/*.jpg (missing {root / split})")
-    files, labels = [], []
-    for class_dir in sorted(d for d in (root / split).iterdir() if d.is_dir()):
-        if class_dir.name not in classes:
-            raise DataError(f"{class_dir}: class {class_dir.name!r} is not among {train}'s")
-        found = sorted(f for f in class_dir.iterdir() if f.suffix.lower() in FOLDER_SUFFIXES)
-        files += found
-        labels += [classes.index(class_dir.name)] * len(found)
-    if not files:
-        raise DataError(f"image folder {root / split}: no {'/'.join(FOLDER_SUFFIXES)} files under <class>/")
-    return files, labels, classes
+from distgan.data.sources import list_image_folder
+from distgan.data.writer import ShardOptions, encode_file_chunk, encoded_chunks, write_sample_stream
 
 
 def write_image_folder_shards(
@@ -58,7 +32,7 @@ def write_image_folder_shards(
         (files[i : i + step], mode, image_size, options.image_format, options.jpeg_quality)
         for i in range(0, len(files), step)
     ]
-    chunks = _encoded_chunks(tasks, _encode_file_chunk, options.num_workers)
+    chunks = encoded_chunks(tasks, encode_file_chunk, options.num_workers)
     encoded = ((f"{i:08d}", data, labels[i]) for i, data in enumerate(b for chunk in chunks for b in chunk))
     channels = 1 if mode == "L" else 3
     shape = None if image_size is None else (image_size, image_size, channels)  # None: sizes vary (ImageNet)

@@ -4,7 +4,7 @@
 {"images": float32 (B, C, H, W) in [-1, 1], "labels": int64 (B,)} and, on the fallback, "indices".
 Both paths share the semantics: PNG/JPEG decode → training augmentation (pad with black, random
 crop back, random horizontal flip) or evaluation resize → normalise x/127.5 − 1. Decoded pixels are
-identical (tests/test_data_loader.py); random draws differ (DALI's generator vs numpy's).
+identical (tests/test_data_pipeline.py); random draws differ (DALI's generator vs numpy's).
 
 The fallback reads samples by offset through the shards' index files (the `.idx` DALI uses), so it
 can follow the exact global order of `order.rank_indices` with a map-style dataset.
@@ -220,7 +220,7 @@ def make_loader(
     `epoch(e, start_batch)`).
     """
     if backend not in BACKENDS:
-        raise ConfigError(f"--data-backend must be one of {BACKENDS} (got {backend!r})")
+        raise ConfigError(f"--classifier.loader-backend must be one of {BACKENDS} (got {backend!r})")
     if batch_size < 1 or num_workers < 0:
         raise ConfigError(f"batch size must be ≥ 1 and workers ≥ 0 (got {batch_size}, {num_workers})")
     shuffle = train if shuffle is None else shuffle

@@ -306,25 +306,30 @@ def read_npz(split: str, path: Path | None, image_size: int | None) -> ImageSpli
     return _finish(x, y, class_names, image_size, rule | {"from": str(file)})
 
 
+def list_image_folder(root: Path, split: str) -> tuple[list[Path], list[int], tuple[str, ...]]:
+    """Files of `root/<split>/<class>/` (sorted by class, then name: the stable key order), their labels, and the
+    class names: the sorted directory names of `root/train`, so that train and test share one label map."""
+    train = root / "train"
+    classes = tuple(sorted(d.name for d in train.iterdir() if d.is_dir())) if train.is_dir() else ()
+    if not classes or not (root / split).is_dir():
+        raise DataError(f"image_folder: expected {root}/<train|test>/<class>/*.png|jpg (missing {root / split})")
+    files, labels = [], []
+    for class_dir in sorted(d for d in (root / split).iterdir() if d.is_dir()):
+        if class_dir.name not in classes:
+            raise DataError(f"image_folder: {class_dir}: class {class_dir.name!r} is not among {train}'s")
+        found = sorted(f for f in class_dir.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)  # ImageNet's .JPEG
+        files += found
+        labels += [classes.index(class_dir.name)] * len(found)
+    if not files:
+        raise DataError(f"image_folder: no {'/'.join(IMAGE_SUFFIXES)} images under {root / split}/<class>/")
+    return files, labels, classes
+
+
 @register("image_folder")
 def read_image_folder(split: str, path: Path | None, image_size: int | None) -> ImageSplit:
     """`path/<split>/<class>/*.{png,jpg,jpeg}`; classes are the train split's sorted directory names."""
     root = _require_dir("image_folder", path, "<path>/train/<class>/*.png and <path>/test/<class>/*.png")
-    class_dirs = sorted(d.name for d in (root / "train").iterdir() if d.is_dir()) if (root / "train").is_dir() else []
-    if not (root / split).is_dir() or not class_dirs:
-        raise DataError(
-            f"image_folder: {root / split} not found or {root / 'train'} has no class directories; "
-            f"expected {root}/<train|test>/<class>/*.png"
-        )
-    files, labels = [], []
-    for class_dir in sorted(d for d in (root / split).iterdir() if d.is_dir()):
-        if class_dir.name not in class_dirs:
-            raise DataError(f"image_folder: {class_dir}: class {class_dir.name!r} is not among {root / 'train'}'s")
-        found = sorted(f for f in class_dir.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
-        files += found
-        labels += [class_dirs.index(class_dir.name)] * len(found)
-    if not files:
-        raise DataError(f"image_folder: no {'/'.join(IMAGE_SUFFIXES)} images under {root / split}/<class>/")
+    files, labels, class_dirs = list_image_folder(root, split)
     pils = []
     for file in files:
         try:

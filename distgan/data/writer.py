@@ -72,7 +72,7 @@ def _encode_array_chunk(task) -> list[bytes]:
     return [encode_image(image, image_format, jpeg_quality) for image in images_NHWC]
 
 
-def _encode_file_chunk(task) -> list[bytes]:
+def encode_file_chunk(task) -> list[bytes]:
     """Image files → encoded bytes; a JPEG kept at its size passes through untouched (no re-encode loss)."""
     files, mode, image_size, image_format, jpeg_quality = task
     out = []
@@ -91,7 +91,7 @@ def _encode_file_chunk(task) -> list[bytes]:
     return out
 
 
-def _encoded_chunks(tasks: list, encode, num_workers: int) -> Iterator[list[bytes]]:
+def encoded_chunks(tasks: list, encode, num_workers: int) -> Iterator[list[bytes]]:
     if num_workers == 1:
         yield from map(encode, tasks)
         return
@@ -243,7 +243,7 @@ def write_array_shards(split, out_dir: Path, *, options: ShardOptions, provenanc
     images, labels = split.images_NHWC, split.labels_N
     step = options.chunk_size
     tasks = [(images[i : i + step], options.image_format, options.jpeg_quality) for i in range(0, len(images), step)]
-    chunks = _encoded_chunks(tasks, _encode_array_chunk, options.num_workers)
+    chunks = encoded_chunks(tasks, _encode_array_chunk, options.num_workers)
     encoded = ((f"{i:08d}", data, int(labels[i])) for i, data in enumerate(b for chunk in chunks for b in chunk))
     return write_sample_stream(
         encoded,

@@ -1,6 +1,6 @@
 """Sample quality of an image set through an in-memory classifier (the sweep's "domain" extractor): IS and FID.
 
-Kept for `distgan/experiments` (replacement.py, artifacts.py); a thin layer over the metrics engine
+Used by `distgan/experiments` (artifacts.py, classification.py); a thin layer over the metrics engine
 (extraction.py, reference_stats.py) with the classifier wrapped as an extractor.
 """
 
