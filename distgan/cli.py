@@ -142,6 +142,8 @@ def metrics_stage(args) -> dict:
     from distgan.metrics.reference_stats import ReferenceStats, save_pytorch_fid_npz
 
     metrics = parse_metrics(args.metrics)
+    if args.save_real_stats is not None and args.real is None:
+        raise ConfigError(f"--save-real-stats {args.save_real_stats}: needs --real (the images to take them from)")
     real = resolve_real(args.real) if args.real is not None else None
     like = args.like or (args.real if args.real is not None and args.real.is_dir() else None)
     fake = resolve_fake(args.fake, like=like, truncation=args.truncation, truncation_factor=args.truncation_factor,
@@ -153,12 +155,15 @@ def metrics_stage(args) -> dict:
         batch_size=args.batch_size, fused=args.fused, cache_dir=str(args.cache_dir) if args.cache_dir else None,
     )  # fmt: skip
     scores = compute(real, fake, metrics=metrics, extractor=extractor, per_class=args.per_class, options=options)
-    if args.save_real_stats is not None and distributed.rank() == 0:
+    if args.save_real_stats is not None:
         if not isinstance(real, ReferenceStats):
             from distgan.metrics.extraction import extract
 
-            real = ReferenceStats.from_stats(extract(extractor, real.source, keep_logits=False).stats)
-        save_pytorch_fid_npz(args.save_real_stats, real)
+            # A collective pass: every rank extracts its share (rank 0 alone waited forever for the others).
+            real_x = extract(extractor, real.source, keep_logits=False, batch_size=args.batch_size, fused=args.fused)
+            real = ReferenceStats.from_stats(real_x.stats)
+        if distributed.rank() == 0:
+            save_pytorch_fid_npz(args.save_real_stats, real)
         scores["real_stats"] = str(args.save_real_stats)
     if distributed.rank() == 0:
         print(format_table(scores), file=sys.stderr)

@@ -18,6 +18,7 @@ from distgan.errors import ConfigError
 from distgan.models.classifiers import CLASSIFIERS
 from distgan.models.gan import GAN_IMAGE_SIZE_RULE, is_gan_image_size
 from distgan.runtime.paths import absolute
+from distgan.train.launch import check_gpus_per_worker
 from distgan.train.schedules import parse_d_steps_schedule
 
 PAPER_TRUNCATIONS = (0.2, 0.42, 0.5, 0.6, 0.8, 1.0, 1.5, 2.0)  # Ravuri & Vinyals (2019), Table 1
@@ -230,6 +231,7 @@ class SweepConfig:
         _require(self.workers_per_trial >= 1, "workers-per-trial", "≥ 1", self.workers_per_trial)
         _require(self.cpus_per_worker > 0, "cpus-per-worker", "> 0", self.cpus_per_worker)
         _require(self.gpus_per_worker >= 0, "gpus-per-worker", "≥ 0", self.gpus_per_worker)
+        check_gpus_per_worker(self.workers_per_trial, self.gpus_per_worker)
         _require(self.max_concurrent_trials >= 0, "max-concurrent-trials", "≥ 0", self.max_concurrent_trials)
         _require(self.max_failures >= 0, "max-failures", "≥ 0", self.max_failures)
         for tau in self.truncations:

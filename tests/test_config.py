@@ -44,6 +44,7 @@ def test_overrides_convert_types_and_nest():
         ({"data.path": "x.npz"}, r"--data.path must be unset for digits"),
         ({"data.image-size": "28"}, r"--data.image-size must be a power of two ≥ 8 \(the GAN grows .*\(got 28\)"),
         ({"include-real": "maybe"}, r"--include-real must be true or false"),
+        ({"gpus-per-worker": "0.5"}, r"--gpus-per-worker 0.5 with --workers-per-trial 2: the workers of a job need"),
     ],
 )
 def test_bad_values_raise_config_error_naming_the_flag(overrides, message):

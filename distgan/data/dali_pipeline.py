@@ -14,19 +14,20 @@ is read once per epoch over all ranks; rank sample counts differ by at most one 
 
 from pathlib import Path
 
-import torch
-
 from distgan.data.shards import image_extension, read_manifest
 from distgan.data.writer import LABEL_INT32_EXT
 from distgan.errors import DataError
+from distgan.train import distributed
 
 READER_NAME = "reader"
 
 
 def decoder_placement() -> tuple[int | None, str]:
-    """(device_id, decoder device): GPU-assisted "mixed" decoding when CUDA is visible, else "cpu"."""
-    if torch.cuda.is_available():
-        return torch.cuda.current_device(), "mixed"
+    """(device_id, decoder device): GPU-assisted "mixed" decoding on this process's GPU (`distributed.local_device`:
+    the one Ray Train assigned, or LOCAL_RANK's), else "cpu"."""
+    device = distributed.local_device()
+    if device.type == "cuda":
+        return device.index, "mixed"
     return None, "cpu"  # device_id=None: DALI's default device 0 fails on a machine without CUDA
 
 

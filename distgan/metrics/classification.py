@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from distgan.train import distributed
+
 
 @dataclass
 class ClassificationCounts:
@@ -34,10 +36,14 @@ class ClassificationCounts:
         self.topk_correct_K += torch.bincount(labels[(topk == labels[:, None]).any(dim=1)], minlength=num_classes)
 
     def all_reduce(self) -> None:
-        """Sum the counts of every rank in place (no-op without a process group)."""
-        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            for tensor in (self.total_K, self.top1_correct_K, self.topk_correct_K):
-                dist.all_reduce(tensor)
+        """Sum the counts of every rank (no-op in a world of one): one all-reduce, on the device the process group
+        serves (an NCCL group refuses the CPU tensors the counts are kept in)."""
+        if distributed.world_size() == 1:
+            return
+        counts_3K = torch.stack([self.total_K, self.top1_correct_K, self.topk_correct_K])
+        counts_3K = counts_3K.to(distributed.collective_device())
+        dist.all_reduce(counts_3K)
+        self.total_K, self.top1_correct_K, self.topk_correct_K = counts_3K.cpu().unbind()
 
     def scores(self) -> dict:
         """top1_error, top5_error (top-k with k = min(5, classes)) and per_class_accuracy, as plain floats."""

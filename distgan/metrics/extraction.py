@@ -161,30 +161,32 @@ def _forward(step: Callable, images: torch.Tensor, network_batch: int, pad: bool
 
 
 def _gather_in_order(index_N: torch.Tensor, rows: list[torch.Tensor], width: int, world: int) -> torch.Tensor:
-    """Rows of every rank, sorted by global image index (ranks hold interleaved chunks)."""
+    """Rows of every rank, sorted by global image index (ranks hold interleaved chunks); on the CPU. The gathers run
+    on the device the process group serves (NCCL: only CUDA tensors)."""
     local = torch.cat(rows) if rows else torch.zeros(0, width)
     if world == 1:
         return local
-    sizes = [torch.zeros(1, dtype=torch.int64) for _ in range(world)]
-    dist.all_gather(sizes, torch.tensor([len(local)]))
-    longest = int(max(sizes).item())
-    width = _max_width(local)  # collective: every rank calls it
-    padded = torch.zeros(longest, width, dtype=torch.float32)
+    device = distributed.collective_device()
+    sizes = [torch.zeros(1, dtype=torch.int64, device=device) for _ in range(world)]
+    dist.all_gather(sizes, torch.tensor([len(local)], device=device))
+    longest = int(torch.cat(sizes).max())
+    width = _max_width(local, device)  # collective: every rank calls it
+    padded = torch.zeros(longest, width, dtype=torch.float32, device=device)
     padded[: len(local)] = local
-    padded_index = torch.full((longest,), -1, dtype=torch.int64)
+    padded_index = torch.full((longest,), -1, dtype=torch.int64, device=device)
     padded_index[: len(local)] = index_N[: len(local)]
     all_rows = [torch.empty_like(padded) for _ in sizes]
     all_index = [torch.empty_like(padded_index) for _ in sizes]
     dist.all_gather(all_rows, padded)
     dist.all_gather(all_index, padded_index)
-    rows_all, index_all = torch.cat(all_rows), torch.cat(all_index)
+    rows_all, index_all = torch.cat(all_rows).cpu(), torch.cat(all_index).cpu()
     valid = index_all >= 0
     rows_all, index_all = rows_all[valid], index_all[valid]
     return rows_all[index_all.argsort()]
 
 
-def _max_width(local: torch.Tensor) -> int:
+def _max_width(local: torch.Tensor, device: torch.device) -> int:
     """The row width agreed by all ranks (a rank with no rows does not know it)."""
-    width = torch.tensor([local.shape[1] if local.ndim == 2 else 0])
+    width = torch.tensor([local.shape[1] if local.ndim == 2 else 0], device=device)
     dist.all_reduce(width, op=dist.ReduceOp.MAX)
     return int(width.item())

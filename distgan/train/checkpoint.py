@@ -1,6 +1,9 @@
-"""Atomic files and cached directories: written under a temporary name, then renamed (STYLE §10)."""
+"""Atomic files and cached directories: written under a temporary name, then renamed (STYLE §10); files read back
+without running code."""
 
 import os
+import pickle
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +20,18 @@ def save_atomic(payload: dict, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     torch.save(payload, tmp)
     os.replace(tmp, path)
+
+
+def load_plain(path: Path) -> dict:
+    """A file of tensors and plain values (dicts, lists, tuples, strings, numbers), as `save_atomic` writes them.
+    torch's weights-only unpickler refuses anything else before it is built: a pickle can run code when loaded
+    (a generator.pt or checkpoint from elsewhere)."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        named = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
+        what = f"an object of {named.group(1)}" if named else "an object that is not a tensor or plain value"
+        raise DataError(f"{path}: refused to load {what}: distgan's files hold only tensors and plain values") from None
 
 
 def build_cached_dir(path: Path, build: Callable[[Path], None]) -> bool:
@@ -75,5 +90,5 @@ def load_training_checkpoint(root: Path | None, engines: dict) -> tuple[dict, di
         raise DataError(f"{rank_file} missing: the checkpoint was written by a run of another world size")
     for name, engine in engines.items():
         engine.load(directory / name)
-    saved = torch.load(rank_file, map_location="cpu", weights_only=False)
+    saved = load_plain(rank_file)
     return saved["position"], saved["rank_state"]

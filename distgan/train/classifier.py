@@ -19,7 +19,7 @@ from distgan.profiling import StepTimer
 from distgan.train import distributed
 from distgan.train.batches import TrainingData, evaluation_batches, split_info, training_batches
 from distgan.train.batches import epoch_indices as epoch_indices  # re-exported: tests and benchmarks use it
-from distgan.train.checkpoint import load_training_checkpoint, save_atomic, save_training_checkpoint
+from distgan.train.checkpoint import load_plain, load_training_checkpoint, save_atomic, save_training_checkpoint
 from distgan.train.engine import build_engine
 from distgan.train.schedules import classifier_lr_schedule, goyal_learning_rate
 
@@ -130,7 +130,7 @@ def save_classifier(path: Path, model: Classifier, *, arch: str, in_channels: in
 
 def load_classifier(path: Path) -> Classifier:
     """Rebuild a classifier saved by `save_classifier`, in eval mode on the CPU."""
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+    payload = load_plain(path)
     model = build_classifier(payload["arch"], payload["in_channels"], payload["num_classes"])
     model.load_state_dict(payload["state_dict"])
     return model.eval()

@@ -19,6 +19,12 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from distgan.errors import ConfigError
+from distgan.train import launch
+
+# "auto": bf16 autocast on GPUs, fp32 on CPUs; "bf16" or "fp32" force one (tests run the GPUs' bf16 path on CPUs).
+PRECISION_ENV = "DISTGAN_PRECISION"
+
 
 def is_distributed() -> bool:
     return dist.is_available() and dist.is_initialized()
@@ -32,43 +38,86 @@ def world_size() -> int:
     return dist.get_world_size() if is_distributed() else 1
 
 
-def select_device() -> torch.device:
-    """The GPU of this local rank when CUDA is present, else the CPU."""
+def local_device() -> torch.device:
+    """This process's device, decided here and only here: under Ray Train the GPU that Ray assigned to the worker
+    (Ray sets CUDA_VISIBLE_DEVICES, which may list the GPUs of all workers on the node or only this one's), else
+    the GPU of this LOCAL_RANK (torchrun), else the CPU. Sets nothing (`select_device` does)."""
     if not torch.cuda.is_available():
         return torch.device("cpu")
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    torch.cuda.set_device(local_rank)
+    assigned = launch.ray_train_device()
+    if assigned is not None:
+        return assigned
+    local_rank, visible = int(os.environ.get("LOCAL_RANK", "0")), torch.cuda.device_count()
+    if local_rank >= visible:
+        raise ConfigError(
+            f"LOCAL_RANK {local_rank} needs GPU {local_rank}, but this process sees {visible} "
+            f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '<unset>')}): start one process per GPU"
+        )
     return torch.device("cuda", local_rank)
 
 
-def autocast():
-    """bf16 autocast on GPUs; on CPUs a no-op context (fp32), as DeepSpeed's bf16 switch follows the same rule."""
-    return torch.autocast("cuda", dtype=torch.bfloat16) if torch.cuda.is_available() else contextlib.nullcontext()
+def select_device() -> torch.device:
+    """`local_device()`, made the current CUDA device (what NCCL and `torch.device("cuda")` then use)."""
+    device = local_device()
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    return device
 
 
-def collective_backend() -> str:
-    """NCCL between GPUs, gloo on CPUs."""
-    return "nccl" if torch.cuda.is_available() else "gloo"
+def autocast_dtype(device: torch.device) -> torch.dtype | None:
+    """The precision of training forwards on `device`: bf16 autocast on GPUs over fp32 weights, None (fp32) on
+    CPUs, where bf16 is emulated and slower. DISTGAN_PRECISION=bf16|fp32 overrides it. Both engines follow it."""
+    choice = os.environ.get(PRECISION_ENV, "auto")
+    if choice not in ("auto", "bf16", "fp32"):
+        raise ConfigError(f"{PRECISION_ENV} must be auto, bf16 or fp32 (got {choice!r})")
+    if choice == "bf16" or (choice == "auto" and device.type == "cuda"):
+        return torch.bfloat16
+    return None
+
+
+def autocast(device: torch.device):
+    """Autocast to `autocast_dtype(device)` on `device`; a no-op context where that is fp32."""
+    dtype = autocast_dtype(device)
+    return contextlib.nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
+
+
+def collective_backend(device_type: str) -> str:
+    """The process group's backend for workers on `device_type` devices: NCCL between GPUs, gloo between CPUs.
+    torchrun's and DeepSpeed's groups (`init_from_env`, `ensure_process_group`) and Ray Train's (`launch`)."""
+    return "nccl" if device_type == "cuda" else "gloo"
+
+
+def collective_device() -> torch.device:
+    """Where a collective's tensors must be: the CPU when the default group serves CPU tensors (gloo, a world of
+    one), else this process's GPU. An NCCL group (torchrun's, Ray Train's, DeepSpeed's) serves only CUDA tensors
+    and refuses CPU ones ("No backend type associated with device type cpu")."""
+    if not is_distributed():
+        return torch.device("cpu")
+    # get_backend_config() names the backend of each device type the group serves: "cpu:gloo,cuda:gloo" for gloo,
+    # "cuda:nccl" for NCCL, as given for a mixed group ("cpu:gloo,cuda:nccl").
+    served = {entry.split(":")[0] for entry in dist.get_backend_config().split(",")}
+    return torch.device("cpu") if "cpu" in served else local_device()
 
 
 def init_from_env() -> None:
     """Join the process group that torchrun describes in the environment (RANK, WORLD_SIZE, ...)."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not is_distributed():
-        dist.init_process_group(collective_backend())
+        dist.init_process_group(collective_backend(select_device().type))
 
 
 def ensure_process_group() -> None:
     """A process group even in a world of one (DeepSpeed needs one)."""
     if is_distributed():
         return
+    backend = collective_backend(select_device().type)
     if "MASTER_ADDR" in os.environ and "RANK" in os.environ:
         # A launcher (torchrun, Ray Train) described the world, possibly with its own store: use it.
-        dist.init_process_group(collective_backend())
+        dist.init_process_group(backend)
         return
     with socket.socket() as probe:  # a free port, so that concurrent single-process runs do not collide
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    dist.init_process_group(collective_backend(), init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+    dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
     for name, value in (("RANK", "0"), ("LOCAL_RANK", "0"), ("WORLD_SIZE", "1")):  # what DeepSpeed reads
         os.environ.setdefault(name, value)
 

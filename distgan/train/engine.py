@@ -2,19 +2,26 @@
 DeepSpeed (ZeRO 0/1/2, optional optimizer offload). Training loops call `train_step`, and the
 checkpoint module calls `save`/`load`; neither knows the backend. The only importer of deepspeed
 (STYLE §8).
+
+Precision is the same on both: fp32 weights and optimizer, forwards (the loss function) under the autocast that
+`distributed.autocast_dtype` chooses (bf16 on GPUs). DeepSpeed's own "bf16" mode is not used: it casts the
+weights to bf16 but not the inputs, and the GAN's losses call one engine's plain module from the other's.
 """
 
+import argparse
 import logging
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from distgan.config import EngineConfig
 from distgan.train import distributed, host_memory
+from distgan.train.checkpoint import load_plain
 
 LossFn = Callable[[nn.Module, object], torch.Tensor]  # (forward module, micro-batch) -> mean loss
 
@@ -23,7 +30,7 @@ class DdpEngine:
     """PyTorch DDP (or the bare module in a world of one); gradient accumulation with `no_sync`."""
 
     def __init__(self, module: nn.Module, optimizer, scheduler, *, device: torch.device):
-        self.module = module
+        self.module, self.device = module, device
         self.model = distributed.parallelize(module, device)  # what forward passes go through
         self.optimizer, self.scheduler = optimizer, scheduler
 
@@ -33,8 +40,9 @@ class DdpEngine:
         for i, batch in enumerate(micro_batches):
             # Gradients are all-reduced once, on the last micro-batch.
             defer = isinstance(self.model, DistributedDataParallel) and i < len(micro_batches) - 1
-            with self.model.no_sync() if defer else nullcontext(), distributed.autocast():
-                loss = loss_fn(self.model, batch)
+            with self.model.no_sync() if defer else nullcontext():
+                with distributed.autocast(self.device):
+                    loss = loss_fn(self.model, batch)
                 (loss / len(micro_batches)).backward()
             total += loss.detach()
         self.optimizer.step()
@@ -53,7 +61,7 @@ class DdpEngine:
             torch.save(state, directory / "engine.pt")
 
     def load(self, directory: Path) -> None:
-        state = torch.load(directory / "engine.pt", map_location="cpu", weights_only=True)
+        state = load_plain(directory / "engine.pt")
         self.module.load_state_dict(state["module"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None:
@@ -64,18 +72,24 @@ class DeepSpeedEngine:
     """`deepspeed.initialize` around the same module, torch optimizer and scheduler; DeepSpeed does the
     all-reduce (or ZeRO partitioning), accumulation and scheduler stepping, and its own checkpoints."""
 
-    def __init__(self, module: nn.Module, optimizer, scheduler, *, cfg: EngineConfig, micro_batch_size: int):
+    def __init__(
+        self, module: nn.Module, optimizer, scheduler, *, cfg: EngineConfig, device: torch.device, micro_batch_size: int
+    ):
         import deepspeed
 
         logging.getLogger("DeepSpeed").setLevel(logging.WARNING)
         distributed.ensure_process_group()
-        deepspeed.init_distributed(dist_backend=distributed.collective_backend())
+        deepspeed.init_distributed(dist_backend=dist.get_backend())  # the group that exists, whoever made it
+        self.device = device
+        autocast_dtype = distributed.autocast_dtype(device)
         ds_config = {
             "train_micro_batch_size_per_gpu": micro_batch_size,
             "gradient_accumulation_steps": cfg.grad_accum_steps,
             "zero_optimization": {"stage": cfg.zero_stage}
             | ({"offload_optimizer": {"device": "cpu"}} if cfg.offload_optimizer else {}),
-            "bf16": {"enabled": torch.cuda.is_available()},  # fp32 on CPUs
+            # DeepSpeed's forward turns off an autocast it was not configured with: configure the same one (under
+            # ZeRO, DeepSpeed then also reduces the gradients of linear and conv weights in that dtype).
+            "torch_autocast": {"enabled": autocast_dtype is not None, "dtype": str(autocast_dtype or torch.float32)},
             # DeepSpeed clips the gradient norm at 1.0 unless told otherwise; DDP does not clip, and both
             # backends must take the same step (found by bench_engine.py: weights 0.08 apart after 24 steps).
             "gradient_clipping": 0.0,
@@ -84,14 +98,22 @@ class DeepSpeedEngine:
             "steps_per_print": 2**31 - 1,
         }
         self.model, self.optimizer, _, self.scheduler = deepspeed.initialize(
-            model=module, optimizer=optimizer, lr_scheduler=scheduler, config=ds_config
+            # device_rank: our device, not DeepSpeed's default of LOCAL_RANK (Ray Train assigns its own).
+            args=argparse.Namespace(device_rank=device.index or 0),
+            model=module,
+            optimizer=optimizer,
+            lr_scheduler=scheduler,
+            config=ds_config,
         )
         self.module = self.model.module
 
     def train_step(self, micro_batches: Sequence, loss_fn: LossFn) -> torch.Tensor:
         total = torch.zeros((), device=self.model.device)
         for batch in micro_batches:
-            loss = loss_fn(self.model, batch)
+            # The loss function's own work (the GAN's calls of the other engine's module, the loss) under the
+            # autocast the engine's forward uses, so that its bf16 outputs meet bf16 compute.
+            with distributed.autocast(self.device):
+                loss = loss_fn(self.model, batch)
             self.model.backward(loss)  # scaled by 1/accumulation steps inside
             self.model.step()  # steps optimizer and scheduler at the accumulation boundary
             total += loss.detach()
@@ -114,5 +136,7 @@ def build_engine(
     """The engine that cfg.backend names, around a plain module already built identically on every rank."""
     host_memory.keep_freed_memory()
     if cfg.backend == "deepspeed":
-        return DeepSpeedEngine(module.to(device), optimizer, scheduler, cfg=cfg, micro_batch_size=micro_batch_size)
+        return DeepSpeedEngine(
+            module.to(device), optimizer, scheduler, cfg=cfg, device=device, micro_batch_size=micro_batch_size
+        )
     return DdpEngine(module, optimizer, scheduler, device=device)

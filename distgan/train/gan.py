@@ -18,7 +18,7 @@ from distgan.data.sources import ImageSplit
 from distgan.data.transforms import to_model_input
 from distgan.models.gan import ConditionalGenerator, ProjectionDiscriminator
 from distgan.train import distributed
-from distgan.train.checkpoint import load_training_checkpoint, save_atomic, save_training_checkpoint
+from distgan.train.checkpoint import load_plain, load_training_checkpoint, save_atomic, save_training_checkpoint
 from distgan.train.classifier import TrainingError
 from distgan.train.engine import build_engine
 from distgan.train.schedules import d_steps_at, parse_d_steps_schedule
@@ -150,7 +150,8 @@ def train_gan(
 
 
 def save_generator(path: Path, generator: ConditionalGenerator, cfg: GanConfig, *, image_size: int, channels: int):
-    """Write the generator with the config and shapes that rebuild it, atomically."""
+    """Write the generator with the config and shapes that rebuild it, atomically: tensors and plain values only,
+    so that `load_generator` reads it without unpickling objects."""
     payload = {
         "gan_config": to_dict(cfg),
         "num_classes": generator.num_classes,
@@ -162,8 +163,8 @@ def save_generator(path: Path, generator: ConditionalGenerator, cfg: GanConfig, 
 
 
 def load_generator(path: Path) -> ConditionalGenerator:
-    """Rebuild a generator saved by `save_generator`."""
-    payload = torch.load(path, map_location="cpu", weights_only=False)
+    """Rebuild a generator saved by `save_generator`; a file holding other objects is refused (DataError)."""
+    payload = load_plain(path)
     cfg = GanConfig(**payload["gan_config"])
     generator, _ = build_gan(
         cfg, num_classes=payload["num_classes"], image_size=payload["image_size"], channels=payload["channels"]

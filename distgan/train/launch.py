@@ -2,7 +2,7 @@
 in this process as a world of size 1. The only module that imports Ray Train.
 
 Worker functions take one dict and run on every rank after the process group exists (gloo on
-CPUs, NCCL on GPUs); they report per-epoch metrics through `report`.
+CPUs, NCCL on GPUs: `distributed.collective_backend`); they report per-epoch metrics through `report`.
 """
 
 import math
@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+
+from distgan.errors import ConfigError
 
 WorkerFn = Callable[[dict], None]
 
@@ -27,17 +29,31 @@ class Launch:
     in_tune_trial: bool  # forward the workers' reports to the enclosing Ray Tune trial
     in_process: bool = False  # run the one worker in this process, without Ray Train (e.g. inside its Tune trial)
 
+    def __post_init__(self) -> None:
+        check_gpus_per_worker(self.workers, self.gpus_per_worker)
+
+
+def check_gpus_per_worker(workers: int, gpus_per_worker: float) -> None:
+    """Refuse a fraction of a GPU per worker when a job has several workers: Ray may then place two of them on one
+    GPU, which NCCL cannot serve (one device per rank), and both see it as device 0. One worker may share a GPU."""
+    if workers > 1 and gpus_per_worker > 0 and not float(gpus_per_worker).is_integer():
+        raise ConfigError(
+            f"--gpus-per-worker {gpus_per_worker:g} with --workers-per-trial {workers}: the workers of a job need "
+            "whole GPUs (NCCL serves one device per rank); use a whole number, or --workers-per-trial 1"
+        )
+
 
 # Ray Train's controller polls its workers this often (default 2 s); a worker's report waits for the poll that
 # takes the previous one, and a job's end is seen at the next poll: ~1 s per report and per job at the default.
 CONTROLLER_POLL_INTERVAL_S = "0.1"
+UNDER_RAY_TRAIN_ENV = "DISTGAN_UNDER_RAY_TRAIN"  # "1" in a Ray Train worker of `run_data_parallel`
 _forward_to_tune = False  # set while an in-process job runs inside a Ray Tune trial that wants its reports
 
 
 def report(metrics: dict) -> None:
     """Report metrics from a worker: to Ray Train (and Tune above it) under Ray Train, to the Tune trial an
     in-process job runs in, else a no-op."""
-    if os.environ.get("DISTGAN_UNDER_RAY_TRAIN") == "1":
+    if os.environ.get(UNDER_RAY_TRAIN_ENV) == "1":
         import ray.train
 
         ray.train.report(metrics)
@@ -47,8 +63,18 @@ def report(metrics: dict) -> None:
         tune.report(metrics)
 
 
+def ray_train_device() -> torch.device | None:
+    """The device Ray Train assigned to this worker (the first of its GPU ids, as indexed in CUDA_VISIBLE_DEVICES,
+    or the CPU), or None outside a Ray Train worker. `distributed.local_device` decides with it."""
+    if os.environ.get(UNDER_RAY_TRAIN_ENV) != "1":
+        return None
+    import ray.train.torch
+
+    return ray.train.torch.get_device()
+
+
 def _under_ray_train(loop_config: dict) -> None:
-    os.environ["DISTGAN_UNDER_RAY_TRAIN"] = "1"
+    os.environ[UNDER_RAY_TRAIN_ENV] = "1"
     # Ray leaves torch at one thread per core for fractional-CPU workers; two such workers on two
     # cores then oversubscribe them (measured 3× slower per epoch). Use what the worker reserved.
     torch.set_num_threads(loop_config["torch_threads"])
@@ -63,6 +89,8 @@ def run_data_parallel(fn: WorkerFn, config: dict, *, launch: Launch, name: str) 
     import ray.train
     from ray.train.torch import TorchConfig, TorchTrainer
 
+    from distgan.train import distributed  # not at the top: distributed imports this module
+
     callbacks = []
     if launch.in_tune_trial:
         from ray.tune.integration.ray_train import TuneReportCallback
@@ -74,7 +102,7 @@ def run_data_parallel(fn: WorkerFn, config: dict, *, launch: Launch, name: str) 
     trainer = TorchTrainer(
         _under_ray_train,
         train_loop_config={"fn": fn, "config": config, "torch_threads": max(1, math.floor(launch.cpus_per_worker))},
-        torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
+        torch_config=TorchConfig(backend=distributed.collective_backend("cuda" if use_gpu else "cpu")),
         scaling_config=ray.train.ScalingConfig(
             num_workers=launch.workers, use_gpu=use_gpu, resources_per_worker=resources
         ),
