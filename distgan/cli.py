@@ -139,11 +139,8 @@ def metrics_stage(args) -> dict:
     from distgan.metrics.engine import MetricOptions, compute, format_table, parse_metrics
     from distgan.metrics.extractors import build_extractor
     from distgan.metrics.inputs import resolve_fake, resolve_real
-    from distgan.metrics.reference_stats import ReferenceStats, save_pytorch_fid_npz
 
     metrics = parse_metrics(args.metrics)
-    if args.save_real_stats is not None and args.real is None:
-        raise ConfigError(f"--save-real-stats {args.save_real_stats}: needs --real (the images to take them from)")
     real = resolve_real(args.real) if args.real is not None else None
     like = args.like or (args.real if args.real is not None and args.real.is_dir() else None)
     fake = resolve_fake(args.fake, like=like, truncation=args.truncation, truncation_factor=args.truncation_factor,
@@ -153,18 +150,9 @@ def metrics_stage(args) -> dict:
     options = MetricOptions(
         is_splits=args.is_splits, kid_subsets=args.kid_subsets, kid_subset_size=args.kid_subset_size, pr_k=args.pr_k,
         batch_size=args.batch_size, fused=args.fused, cache_dir=str(args.cache_dir) if args.cache_dir else None,
+        save_real_stats=str(args.save_real_stats) if args.save_real_stats else None,
     )  # fmt: skip
     scores = compute(real, fake, metrics=metrics, extractor=extractor, per_class=args.per_class, options=options)
-    if args.save_real_stats is not None:
-        if not isinstance(real, ReferenceStats):
-            from distgan.metrics.extraction import extract
-
-            # A collective pass: every rank extracts its share (rank 0 alone waited forever for the others).
-            real_x = extract(extractor, real.source, keep_logits=False, batch_size=args.batch_size, fused=args.fused)
-            real = ReferenceStats.from_stats(real_x.stats)
-        if distributed.rank() == 0:
-            save_pytorch_fid_npz(args.save_real_stats, real)
-        scores["real_stats"] = str(args.save_real_stats)
     if distributed.rank() == 0:
         print(format_table(scores), file=sys.stderr)
     return scores

@@ -173,3 +173,26 @@ def test_fake_inputs_are_checked_by_name(tmp_path):
     np.savez(tmp_path / "floats.npz", x=np.zeros((2, 4, 4, 1), np.float32))
     with pytest.raises(DataError, match="floats.npz: 'x' must be uint8"):
         resolve_real(tmp_path / "floats.npz")
+
+
+def test_save_real_stats_takes_one_pass_over_the_real_images(extractor, digits, tmp_path, monkeypatch):
+    """The real statistics written are those the FID used: the real set is extracted once (it was twice)."""
+    real, fake = digits
+    calls = []
+    features = extractor.model.features
+
+    def counted(images):
+        calls.append(len(images))
+        return features(images)
+
+    monkeypatch.setattr(extractor.model, "features", counted)
+    opts = MetricOptions(save_real_stats=str(tmp_path / "real.npz"))
+    scores = compute(real, fake, metrics=["fid"], extractor=extractor, options=opts)
+    assert sum(calls) == real.source.num_images + fake.source.num_images  # each image through the network once
+    monkeypatch.undo()
+    saved = load_stats(tmp_path / "real.npz")
+    assert scores["real_stats"] == str(tmp_path / "real.npz")  # pytorch-fid's layout: mu and sigma
+    fake_stats = extract(extractor, fake.source).stats
+    assert scores["fid"] == pytest.approx(
+        frechet_distance(*fake_stats.mean_and_covariance(), saved.mu_D, saved.sigma_DD)
+    )

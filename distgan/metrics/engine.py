@@ -16,7 +16,7 @@ from distgan.metrics.inception_score import inception_score
 from distgan.metrics.kid import kernel_inception_distance
 from distgan.metrics.per_class import per_class_scores
 from distgan.metrics.prdc import precision_recall_density_coverage
-from distgan.metrics.reference_stats import ReferenceStats, cached_stats
+from distgan.metrics.reference_stats import ReferenceStats, cached_stats, save_pytorch_fid_npz
 from distgan.train import distributed
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,7 @@ class MetricOptions:
     fused: bool = False  # torch.compile'd extraction (extraction.py)
     max_kept_features: int = DEFAULT_MAX_KEPT_FEATURES
     cache_dir: str | None = None  # reference statistics cache; None: no cache
+    save_real_stats: str | None = None  # also write the real statistics here, in pytorch-fid's .npz layout
 
 
 def parse_metrics(spec: str) -> list[str]:
@@ -62,8 +63,9 @@ def compute(real: ImageSet | ReferenceStats | None, fake: ImageSet, *, metrics: 
     opts = options or MetricOptions()
     needs_feats = "kid" in metrics or "pr" in metrics
     needs_real = any(m in metrics for m in ("fid", "kid", "pr")) or (per_class and "fid" in metrics)
+    needs_real = needs_real or opts.save_real_stats is not None
     if needs_real and real is None:
-        raise ConfigError("--real is required for fid, kid and pr")
+        raise ConfigError("--real is required for fid, kid, pr and --save-real-stats")
     if needs_feats and isinstance(real, ReferenceStats):
         raise ConfigError("--real: kid and pr need the real images (shards or an image .npz), not statistics")
     if per_class and fake.source.labels_N is None:
@@ -92,6 +94,10 @@ def compute(real: ImageSet | ReferenceStats | None, fake: ImageSet, *, metrics: 
         else:
             real_ref = real_pass()
         out["num_real"] = real.source.num_images
+    if opts.save_real_stats is not None:  # the statistics of the pass above (every rank took part): no second one
+        if distributed.rank() == 0:
+            save_pytorch_fid_npz(opts.save_real_stats, real_ref)
+        out["real_stats"] = opts.save_real_stats
 
     if "is" in metrics:
         out["inception_score_mean"], out["inception_score_std"] = inception_score(fake_x.logits_NK, opts.is_splits)
