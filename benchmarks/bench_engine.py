@@ -31,11 +31,12 @@ import torch
 import torch.nn.functional as F
 
 from distgan.config import ClassifierConfig, EngineConfig
+from distgan.data.order import rank_indices
 from distgan.data.sources import load_split
 from distgan.data.transforms import random_crop_flip, to_model_input
 from distgan.models.classifiers import build_classifier
 from distgan.train import distributed, host_memory
-from distgan.train.classifier import epoch_indices, train_classifier
+from distgan.train.classifier import train_classifier
 from distgan.train.schedules import classifier_lr_schedule, goyal_learning_rate
 
 RUNS = {  # name → (loop, workers); the plain loop with the engine's malloc settings is the reference
@@ -66,7 +67,7 @@ def plain_loop(cfg: ClassifierConfig, train) -> tuple[float, torch.nn.Module]:
     epoch_ends = []
     for epoch in range(cfg.epochs):
         model.train()
-        order = torch.from_numpy(epoch_indices(len(labels), epoch, cfg.seed))
+        order = torch.from_numpy(rank_indices(len(labels), epoch=epoch, seed=cfg.seed, rank=0, world_size=1))
         for step in range(steps):
             batch = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
             x = random_crop_flip(images[batch], padding=cfg.crop_padding, flip=cfg.horizontal_flip, generator=rng)

@@ -11,3 +11,7 @@ class ConfigError(DistganError):
 
 class DataError(DistganError):
     """A dataset file, shard or manifest is missing, corrupt or inconsistent."""
+
+
+class TrainingError(DistganError):
+    """Training diverged (NaN or inf loss)."""

@@ -11,10 +11,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from distgan.config import EngineConfig
+from distgan.data.order import rank_indices
 from distgan.data.sources import load_split
 from distgan.data.transforms import to_model_input
 from distgan.train import distributed
-from distgan.train.classifier import epoch_indices
 from distgan.train.engine import build_engine
 
 NUM_STEPS = 6
@@ -43,7 +43,9 @@ def main(out: str, backend: str, global_batch: int, accum: int) -> None:
     )
     train = load_split("digits", "train", image_size=16)
     images, labels = to_model_input(train.images_NHWC), torch.as_tensor(train.labels_N)
-    indices = torch.from_numpy(epoch_indices(len(labels), 0, seed=0))
+    indices = torch.from_numpy(
+        rank_indices(len(labels), epoch=0, seed=0, rank=distributed.rank(), world_size=distributed.world_size())
+    )
 
     def loss_fn(model, batch):
         return LOSS_SCALE * F.cross_entropy(model(images[batch]), labels[batch])

@@ -7,6 +7,7 @@ import json
 import math
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -207,6 +208,73 @@ def test_killed_driver_resumes_without_rerunning_finished_trials_and_reports_the
     # The rows equal those of the same trials in the uninterrupted sweep (training is deterministic).
     uninterrupted = [row for row in (sweep_dir / "report.csv").read_text().splitlines() if ",tau0.5," not in row]
     assert (resumed_dir / "report.csv").read_text().splitlines() == uninterrupted
+
+
+def ray_train_workers(session: int) -> list[int]:
+    """Pids of the Ray Train workers (process title `ray::RayTrainWorker`) in a session: those of the sweep whose
+    driver leads it, not another's that runs on this machine at the same time. (Ray puts each actor in a process
+    group of its own, but in the session of the driver that started the raylet.)"""
+    listed = subprocess.run(["ps", "-eo", "pid=,sid=,args="], capture_output=True, text=True, check=True).stdout
+    fields = (line.split(maxsplit=2) for line in listed.splitlines())
+    return sorted(int(f[0]) for f in fields if len(f) == 3 and int(f[1]) == session and "RayTrainWorker" in f[2])
+
+
+def test_killed_train_worker_fails_its_trial_once_which_resumes_from_its_checkpoint_and_reports_the_same(quick_sweep):
+    """SIGKILL of one of the two Ray Train workers of a trial's classifier job, once the job has checkpointed:
+    the job fails, Ray Tune retries the trial (--max-failures 1), its job resumes from the checkpoint, and the
+    report equals the uninterrupted sweep's."""
+    sweep_dir, _ = quick_sweep
+    checkout = sweep_dir.parents[1]
+    every = 5  # optimizer steps between checkpoints; 12 steps an epoch here, so it resumes in an epoch
+    args = ("--space", "replacement", "--quick", "--name", "worker-killed", "--truncations", "1.0",
+            "--include-real", "false", "--engine.checkpoint-every-steps", str(every))  # fmt: skip
+    killed_dir = sweep_dir.parent / "worker-killed"
+    shutil.rmtree(killed_dir, ignore_errors=True)  # no checkpoint of an earlier run to mistake for this one's
+    latest = killed_dir / "trials" / "tau1" / "checkpoints" / "latest"  # the job's out_dir is the trial's
+    log_path = sweep_dir.parent / "worker-killed.log"
+    with open(log_path, "w") as log:
+        driver = subprocess.Popen(
+            [*SWEEP, *args], stdout=log, stderr=subprocess.STDOUT, env=USER_ENV, cwd=checkout, start_new_session=True
+        )
+        try:
+            deadline = time.monotonic() + 300
+            while not latest.is_file():
+                assert driver.poll() is None and time.monotonic() < deadline, log_path.read_text()[-3000:]
+                time.sleep(0.02)
+            checkpointed_before_kill = int(latest.read_text().strip().removeprefix("step"))
+            workers = ray_train_workers(driver.pid)
+            assert len(workers) == 2, workers  # the job's two ranks, training (48 steps in about 4 s)
+            killed = workers[-1]
+            os.kill(killed, signal.SIGKILL)
+            driver.wait(timeout=400)
+        finally:
+            if driver.poll() is None:  # a hang: leave no Ray process behind
+                os.killpg(driver.pid, signal.SIGKILL)
+                driver.wait()
+    output = log_path.read_text()
+    assert driver.returncode == 0, output[-5000:]
+
+    # (a) The trial failed once, from the death of the worker killed, and Tune ran it again, to its end.
+    (state_json,) = (killed_dir / "ray" / "tune").glob("experiment_state-*.json")
+    ((trial_json, run_json),) = json.loads(state_json.read_text())["trial_data"]
+    assert json.loads(trial_json)["status"] == "TERMINATED" and json.loads(run_json)["num_failures"] == 1
+    errors = (killed_dir / "ray" / "tune" / "tau1" / "error.txt").read_text()  # Tune's record of each failure
+    assert "Failure # 1 " in errors and "Failure # 2 " not in errors, errors[-3000:]
+    assert f"pid: {killed}" in errors and "its worker process has died" in errors, errors[-3000:]
+    # (b) The retry's job resumed from the checkpoint, not from step 0: it trained only the steps after it.
+    uninterrupted_result = json.loads((sweep_dir / "trials" / "tau1" / "result.json").read_text())
+    num_steps = uninterrupted_result["num_steps_trained"]  # 4 epochs × 12 steps, without checkpoints
+    assert uninterrupted_result["resumed_from_step"] is None and num_steps == 48
+    result = json.loads((killed_dir / "trials" / "tau1" / "result.json").read_text())
+    resumed, trained = result["resumed_from_step"], result["num_steps_trained"]
+    assert resumed is not None and resumed % every == 0, result
+    assert checkpointed_before_kill <= resumed < num_steps and trained == num_steps - resumed, (resumed, trained)
+    assert f"classifier job of tau1 resumed from its checkpoint at step {resumed} and trained {trained} more" in output
+    # (c) The uninterrupted sweep's row of the trial (training is deterministic, and so is its resume). Only (b)
+    # tells a resume from a restart from step 0, which gives the same numbers.
+    uninterrupted = (sweep_dir / "report.csv").read_text().splitlines()
+    (tau1_row,) = [row for row in uninterrupted if row.startswith("replacement,tau1,")]
+    assert (killed_dir / "report.csv").read_text().splitlines() == [uninterrupted[0], tau1_row]  # header, row
 
 
 @pytest.mark.parametrize(

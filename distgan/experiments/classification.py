@@ -7,6 +7,7 @@ jobs so that every space composes them: nothing is written twice.
 """
 
 import json
+import logging
 import platform
 import time
 from dataclasses import dataclass
@@ -26,6 +27,8 @@ from distgan.experiments.workers import classifier_worker, read_scores
 from distgan.metrics.quality import load_reference_stats, sample_quality
 from distgan.train.classifier import evaluate_classifier, load_classifier
 from distgan.train.launch import Launch, run_data_parallel
+
+log = logging.getLogger("distgan")
 
 RESULT_NAME = "result.json"
 SAMPLES_NAME = "samples.png"  # one row per class
@@ -83,7 +86,13 @@ def classifier_scores(
         "on_bad_sample": cfg.data.on_bad_sample,
     }
     run_data_parallel(classifier_worker, job, launch=launch, name=f"classifier-{trial_dir.name}")
-    return read_scores(trial_dir)
+    scores = read_scores(trial_dir)
+    if scores["resumed_from_step"] is not None:  # e.g. a retry of a trial whose worker died
+        log.info(
+            "classifier job of %s resumed from its checkpoint at step %d and trained %d more steps",
+            trial_dir.name, scores["resumed_from_step"], scores["num_steps_trained"],
+        )  # fmt: skip
+    return scores
 
 
 def result_record(

@@ -14,6 +14,7 @@ from distgan.data.shards import BadSamples, read_shards, write_json_atomic
 from distgan.profiling import StepTimer, UtilisationSampler, summarise, write_json
 from distgan.train import distributed
 from distgan.train.batches import open_split, split_info
+from distgan.train.checkpoint import LATEST_NAME
 from distgan.train.classifier import evaluate_classifier, save_classifier, train_classifier
 from distgan.train.gan import save_generator, train_gan
 from distgan.train.launch import report
@@ -61,6 +62,7 @@ def classifier_worker(config: dict) -> None:
     engine_cfg = config["engine"]
     out_dir = Path(config["out_dir"])
     checkpoint_dir = out_dir / "checkpoints" if engine_cfg.checkpoint_every_steps else None
+    resumed_from_step = latest_checkpoint_step(checkpoint_dir)  # what train_classifier restores, if any
     timer = StepTimer(distributed.select_device())
     with profiled(out_dir, timer) as profile:
         model = train_classifier(
@@ -81,6 +83,8 @@ def classifier_worker(config: dict) -> None:
             )
         # Streamed: the manifest's count (skipped samples, if any, are in the bad-sample fields).
         scores |= {"num_train_samples": int(num_train_samples)} | bad.as_dict()
+        # The checkpoint this run resumed from (None: from step 0) and the optimizer steps it took after it.
+        scores |= {"resumed_from_step": resumed_from_step, "num_steps_trained": timer.num_steps}
         write_json_atomic(out_dir / "scores.json", scores)
     report({"epoch": cfg.epochs, "top1_error": scores["top1_error"], "top5_error": scores["top5_error"]} | profile)
 
@@ -101,6 +105,15 @@ def profiled(out_dir: Path, timer: StepTimer) -> Iterator[dict]:
     full = summarise(sampler.samples(), timer)
     write_json(full, out_dir / "profile.json")
     summary |= {key: value for key, value in full.items() if math.isfinite(value)}  # Tune: no NaN
+
+
+def latest_checkpoint_step(checkpoint_dir: Path | None) -> int | None:
+    """The optimizer step of the checkpoint a job in `checkpoint_dir` resumes from: the one its `latest` file
+    names (train/checkpoint.py writes "step000000012"), or None (no checkpoints, or none yet)."""
+    latest = None if checkpoint_dir is None else checkpoint_dir / LATEST_NAME
+    if latest is None or not latest.is_file():
+        return None
+    return int(latest.read_text().strip().removeprefix("step"))
 
 
 def read_scores(out_dir: Path) -> dict:

@@ -22,6 +22,7 @@ from torch import nn
 
 from distgan.config import ClassifierConfig
 from distgan.data.loader import make_loader
+from distgan.data.order import rank_indices
 from distgan.data.shards import BadSamples, read_manifest, read_shards
 from distgan.data.sources import ImageSplit
 from distgan.data.transforms import random_crop_flip, to_model_input
@@ -80,16 +81,6 @@ def split_info(data: TrainingData) -> tuple[int, int, tuple[str, ...]]:
     return manifest["num_samples"], manifest["image_shape_HWC"][2], tuple(manifest["class_names"])
 
 
-def epoch_indices(num_samples: int, epoch: int, seed: int) -> np.ndarray:
-    """This rank's sample order for an epoch: one seeded permutation shared by all ranks, padded by
-    wrap-around to a multiple of the world size (as torch's DistributedSampler), then strided."""
-    world, rank = distributed.world_size(), distributed.rank()
-    order = np.random.default_rng([seed, epoch]).permutation(num_samples)
-    per_rank = math.ceil(num_samples / world)
-    order = np.resize(order, per_rank * world)  # repeats the head to pad
-    return order[rank::world]
-
-
 class MemoryBatches:
     """The memory path: index micro-batches into decoded arrays, augmented in `loss_fn` by a seeded generator."""
 
@@ -102,7 +93,10 @@ class MemoryBatches:
 
     def epoch(self, epoch: int, start_step: int):
         """Yield this rank's micro-batches (index tensors) of each step of `epoch` from `start_step` on."""
-        indices = torch.from_numpy(epoch_indices(self.num_samples, epoch, self.cfg.seed))
+        indices = torch.from_numpy(
+            rank_indices(self.num_samples, epoch=epoch, seed=self.cfg.seed, rank=distributed.rank(),
+                         world_size=distributed.world_size())
+        )  # fmt: skip
         for step in range(start_step, self.steps_per_epoch):
             batch = indices[step * self.step_samples : (step + 1) * self.step_samples]
             yield [part for part in batch.split(self.micro_batch) if len(part)]

@@ -12,20 +12,15 @@ import torch
 from torch import nn
 
 from distgan.config import ClassifierConfig, EngineConfig
-from distgan.errors import DistganError
+from distgan.errors import TrainingError
 from distgan.metrics.classification import ClassificationCounts
 from distgan.models.classifiers import Classifier, build_classifier
 from distgan.profiling import StepTimer
 from distgan.train import distributed
 from distgan.train.batches import TrainingData, evaluation_batches, split_info, training_batches
-from distgan.train.batches import epoch_indices as epoch_indices  # re-exported: tests and benchmarks use it
 from distgan.train.checkpoint import load_plain, load_training_checkpoint, save_atomic, save_training_checkpoint
 from distgan.train.engine import build_engine
 from distgan.train.schedules import classifier_lr_schedule, goyal_learning_rate
-
-
-class TrainingError(DistganError):
-    """Training diverged (NaN or inf loss)."""
 
 
 def train_classifier(

@@ -16,10 +16,10 @@ from tqdm import trange
 from distgan.config import EngineConfig, GanConfig, to_dict
 from distgan.data.sources import ImageSplit
 from distgan.data.transforms import to_model_input
+from distgan.errors import TrainingError
 from distgan.models.gan import ConditionalGenerator, ProjectionDiscriminator
 from distgan.train import distributed
 from distgan.train.checkpoint import load_plain, load_training_checkpoint, save_atomic, save_training_checkpoint
-from distgan.train.classifier import TrainingError
 from distgan.train.engine import build_engine
 from distgan.train.schedules import d_steps_at, parse_d_steps_schedule
 
