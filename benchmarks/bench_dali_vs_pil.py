@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 
 from distgan.data.loader import ShardDataset, augment, make_loader
-from distgan.data.shards import image_extension, read_manifest
+from distgan.data.manifest import image_extension, read_manifest
 from distgan.data.sources import ImageSplit, load_split, resize_NHWC
 from distgan.data.writer import ShardOptions, write_array_shards
 

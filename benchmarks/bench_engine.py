@@ -35,7 +35,8 @@ from distgan.data.order import rank_indices
 from distgan.data.sources import load_split
 from distgan.data.transforms import random_crop_flip, to_model_input
 from distgan.models.classifiers import build_classifier
-from distgan.train import distributed, host_memory
+from distgan.runtime import distributed
+from distgan.train import host_memory
 from distgan.train.classifier import train_classifier
 from distgan.train.schedules import classifier_lr_schedule, goyal_learning_rate
 

@@ -18,7 +18,8 @@ from pathlib import Path
 import torch
 
 from distgan.config import ClassifierConfig
-from distgan.data.shards import read_manifest, read_shards
+from distgan.data.manifest import read_manifest
+from distgan.data.shards import read_shards
 from distgan.train.batches import ShardSource
 from distgan.train.classifier import train_classifier
 

@@ -9,11 +9,11 @@ import sys
 from tqdm import tqdm
 
 from distgan.config import ClassifierConfig, EngineConfig, GanConfig, SampleConfig
-from distgan.data.download import sha256_of
 from distgan.data.imagefolder import write_image_folder_shards
+from distgan.data.manifest import read_manifest
 from distgan.data.mixtures import write_mixture
 from distgan.data.overlap import is_real, refuse_shared_images
-from distgan.data.shards import read_manifest, read_shards, write_shards
+from distgan.data.shards import read_shards, write_shards
 from distgan.data.sources import SOURCES, ImageSplit, load_split
 from distgan.data.writer import ShardOptions, write_array_shards
 from distgan.errors import ConfigError, DistganError
@@ -21,9 +21,10 @@ from distgan.flags import add_flags, apply_flags
 from distgan.metrics.extractors import EXTRACTORS
 from distgan.models.truncation import sample_images
 from distgan.profiling.cli import add_profile_parser
+from distgan.runtime import distributed
+from distgan.runtime.hashing import sha256_of
 from distgan.runtime.paths import absolute
 from distgan.slurm import add_slurm_parser
-from distgan.train import distributed
 from distgan.train.gan import load_generator
 
 

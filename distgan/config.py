@@ -8,8 +8,6 @@ import dataclasses
 import hashlib
 import importlib.util
 import json
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +17,6 @@ from distgan.models.classifiers import CLASSIFIERS
 from distgan.models.gan import GAN_IMAGE_SIZE_RULE, is_gan_image_size
 from distgan.runtime.paths import absolute
 from distgan.train.launch import check_gpus_per_worker
-from distgan.train.schedules import parse_d_steps_schedule
 
 PAPER_TRUNCATIONS = (0.2, 0.42, 0.5, 0.6, 0.8, 1.0, 1.5, 2.0)  # Ravuri & Vinyals (2019), Table 1
 # What the gan space's ASHA can rank trials by, and in which direction.
@@ -34,6 +31,31 @@ SCHEDULER_METRICS = {
 def _require(condition: bool, flag: str, rule: str, value: object) -> None:
     if not condition:
         raise ConfigError(f"--{flag} must be {rule} (got {value!r})")
+
+
+# (first G iteration at which it applies, D steps per G step), sorted, first entry at iteration 0.
+DStepsSchedule = tuple[tuple[int, int], ...]
+
+
+def parse_d_steps_schedule(text: str) -> DStepsSchedule:
+    """Parse '5,4@5000,3@10000,2@20000': 5 D steps per G step, 4 from G iteration 5000 on, and so on."""
+    schedule: list[tuple[int, int]] = []
+    for i, part in enumerate(text.split(",")):
+        steps_text, _, start_text = part.strip().partition("@")
+        try:
+            steps, start = int(steps_text), int(start_text) if start_text else 0
+        except ValueError:
+            raise ConfigError(
+                f"--gan.d-steps-schedule: cannot parse {part!r} in {text!r} (expected 'N' or 'N@ITER')"
+            ) from None
+        if steps < 1:
+            raise ConfigError(f"--gan.d-steps-schedule: D steps must be ≥ 1 (got {steps} in {text!r})")
+        if (i == 0) != (start == 0) or (schedule and start <= schedule[-1][0]):
+            raise ConfigError(
+                f"--gan.d-steps-schedule: {text!r} must start without '@' and list increasing iterations after"
+            )
+        schedule.append((start, steps))
+    return tuple(schedule)
 
 
 @dataclass(kw_only=True)
@@ -268,47 +290,3 @@ def digest(*parts: object) -> str:
     """Short stable hash of configs and values: the cache key of everything they determine."""
     text = json.dumps([to_dict(p) if dataclasses.is_dataclass(p) else p for p in parts], sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _convert(value: object, hint: object, flag: str) -> object:
-    """Convert a CLI string or YAML value to a field's declared type."""
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        if value is None or (isinstance(value, str) and value.lower() == "none"):
-            return None
-        hint = next(arg for arg in typing.get_args(hint) if arg is not type(None))
-    if typing.get_origin(hint) is tuple:
-        items = value.split(",") if isinstance(value, str) else list(value)
-        return tuple(_convert(item, typing.get_args(hint)[0], flag) for item in items if item != "")
-    if hint is bool and isinstance(value, str):
-        if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
-            raise ConfigError(f"--{flag} must be true or false (got {value!r})")
-        return value.lower() in ("true", "1", "yes")
-    try:
-        return hint(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"--{flag} must be of type {hint.__name__} (got {value!r})") from None
-
-
-def with_overrides(cfg: object, overrides: dict[str, object], prefix: str = "") -> object:
-    """A copy of cfg with {'gan.lr-d': '1e-4', ...} applied (validated again); unknown keys are errors."""
-    hints = typing.get_type_hints(type(cfg))
-    known = {f.name.replace("_", "-"): f.name for f in dataclasses.fields(cfg)}
-    nested: dict[str, dict[str, object]] = {}
-    changes: dict[str, object] = {}
-    for key, value in overrides.items():
-        head, _, rest = key.replace("_", "-").partition(".")
-        if head not in known:
-            raise ConfigError(f"unknown config key {prefix + key!r}; known: {sorted(known)}")
-        name = known[head]
-        if dataclasses.is_dataclass(hints[name]):
-            if rest:
-                nested.setdefault(name, {})[rest] = value
-            elif isinstance(value, dict):
-                nested.setdefault(name, {}).update(value)
-            else:
-                raise ConfigError(f"config key {prefix + key!r} is a section; give its fields")
-        else:
-            changes[name] = _convert(value, hints[name], prefix + head)
-    for name, sub in nested.items():
-        changes[name] = with_overrides(getattr(cfg, name), sub, prefix + name.replace("_", "-") + ".")
-    return dataclasses.replace(cfg, **changes)

@@ -7,9 +7,54 @@ import dataclasses
 import inspect
 import io
 import tokenize
+import types
 import typing
 
-from distgan.config import with_overrides
+from distgan.errors import ConfigError
+
+
+def _convert(value: object, hint: object, flag: str) -> object:
+    """Convert a CLI string or YAML value to a field's declared type."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        if value is None or (isinstance(value, str) and value.lower() == "none"):
+            return None
+        hint = next(arg for arg in typing.get_args(hint) if arg is not type(None))
+    if typing.get_origin(hint) is tuple:
+        items = value.split(",") if isinstance(value, str) else list(value)
+        return tuple(_convert(item, typing.get_args(hint)[0], flag) for item in items if item != "")
+    if hint is bool and isinstance(value, str):
+        if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+            raise ConfigError(f"--{flag} must be true or false (got {value!r})")
+        return value.lower() in ("true", "1", "yes")
+    try:
+        return hint(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"--{flag} must be of type {hint.__name__} (got {value!r})") from None
+
+
+def with_overrides(cfg: object, overrides: dict[str, object], prefix: str = "") -> object:
+    """A copy of cfg with {'gan.lr-d': '1e-4', ...} applied (validated again); unknown keys are errors."""
+    hints = typing.get_type_hints(type(cfg))
+    known = {f.name.replace("_", "-"): f.name for f in dataclasses.fields(cfg)}
+    nested: dict[str, dict[str, object]] = {}
+    changes: dict[str, object] = {}
+    for key, value in overrides.items():
+        head, _, rest = key.replace("_", "-").partition(".")
+        if head not in known:
+            raise ConfigError(f"unknown config key {prefix + key!r}; known: {sorted(known)}")
+        name = known[head]
+        if dataclasses.is_dataclass(hints[name]):
+            if rest:
+                nested.setdefault(name, {})[rest] = value
+            elif isinstance(value, dict):
+                nested.setdefault(name, {}).update(value)
+            else:
+                raise ConfigError(f"config key {prefix + key!r} is a section; give its fields")
+        else:
+            changes[name] = _convert(value, hints[name], prefix + head)
+    for name, sub in nested.items():
+        changes[name] = with_overrides(getattr(cfg, name), sub, prefix + name.replace("_", "-") + ".")
+    return dataclasses.replace(cfg, **changes)
 
 
 def flag_hints(cls: type, prefix: str = "") -> dict[str, object]:

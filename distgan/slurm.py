@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from distgan.errors import ConfigError
+from distgan.runtime.atomic import write_text_atomic
 from distgan.runtime.paths import absolute
 
 REPO = Path(__file__).resolve().parents[1]
@@ -120,12 +121,6 @@ def submit(script_text: str, sbatch: str = "sbatch") -> str:
     return done.stdout.strip().split(";")[0]  # "<id>" or "<id>;<cluster>"
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def _slurm_stage(args) -> None:
     extra = list(args.args)
     if extra and extra[0] == "--":
@@ -138,7 +133,7 @@ def _slurm_stage(args) -> None:
     )  # fmt: skip
     text = render(job)
     if args.out is not None:
-        _write_atomic(args.out, text)
+        write_text_atomic(args.out, text)
         print(f"wrote {args.out}", file=sys.stderr)
     else:
         print(text, end="")

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import yaml
 
-from distgan.config import SweepConfig, with_overrides
+from distgan.config import SweepConfig
 from distgan.errors import DistganError
 from distgan.experiments.spaces import resolve_space
 from distgan.experiments.sweep import SweepOutcome, run_sweep
-from distgan.flags import add_flags, apply_flags
+from distgan.flags import add_flags, apply_flags, with_overrides
 from distgan.recipes import RECIPES
 
 

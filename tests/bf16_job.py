@@ -14,7 +14,7 @@ from torch import nn
 from distgan.config import ClassifierConfig, EngineConfig, GanConfig
 from distgan.data.sources import load_split
 from distgan.models.truncation import sample_images
-from distgan.train import distributed
+from distgan.runtime import distributed
 from distgan.train.classifier import evaluate_classifier, train_classifier
 from distgan.train.gan import train_gan
 

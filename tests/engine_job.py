@@ -14,7 +14,7 @@ from distgan.config import EngineConfig
 from distgan.data.order import rank_indices
 from distgan.data.sources import load_split
 from distgan.data.transforms import to_model_input
-from distgan.train import distributed
+from distgan.runtime import distributed
 from distgan.train.engine import build_engine
 
 NUM_STEPS = 6

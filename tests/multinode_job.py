@@ -12,7 +12,7 @@ from pathlib import Path
 
 from engine_job import main
 
-from distgan.train import distributed
+from distgan.runtime import distributed
 
 if __name__ == "__main__":
     out = Path(sys.argv[1])

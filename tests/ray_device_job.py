@@ -26,7 +26,7 @@ from distgan.train.launch import Launch, run_data_parallel
 
 def probe(config: dict) -> None:
     """What a worker decides, on a node with as many CUDA devices as CUDA_VISIBLE_DEVICES lists."""
-    from distgan.train import distributed
+    from distgan.runtime import distributed
 
     visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")  # Ray's: "" for a worker without GPUs
     # The GPUs Ray lists there, as a GPU node's CUDA would show them: the hardware this machine lacks.

@@ -5,9 +5,9 @@ import pickle
 
 import pytest
 
-from distgan.config import SweepConfig, digest, with_overrides
+from distgan.config import SweepConfig, digest
 from distgan.errors import ConfigError
-from distgan.flags import add_flags, flag_hints
+from distgan.flags import add_flags, flag_hints, with_overrides
 from distgan.recipes import digits_quick
 from distgan.sweep import parse_config
 

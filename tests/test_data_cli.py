@@ -10,8 +10,9 @@ import tarfile
 import numpy as np
 from PIL import Image
 
-from distgan.data.download import sha256_of
-from distgan.data.shards import read_manifest, read_shards
+from distgan.data.manifest import read_manifest
+from distgan.data.shards import read_shards
+from distgan.runtime.hashing import sha256_of
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:

@@ -14,9 +14,10 @@ from PIL import Image
 
 from distgan.data.imagefolder import write_image_folder_shards
 from distgan.data.loader import make_loader
+from distgan.data.manifest import read_manifest
 from distgan.data.mixtures import class_quotas, write_mixture
 from distgan.data.order import rank_indices
-from distgan.data.shards import BadSamples, read_manifest, read_shards, write_shards
+from distgan.data.shards import BadSamples, read_shards, write_shards
 from distgan.data.sources import ImageSplit
 from distgan.data.writer import ShardOptions, tar_index_lines, write_array_shards, write_index
 from distgan.errors import ConfigError, DataError

@@ -22,7 +22,8 @@ from distgan.metrics.extraction import ImageSource, extract
 from distgan.metrics.extractors import build_extractor, wrap_model
 from distgan.metrics.inputs import load_shard_set
 from distgan.models.classifiers import build_classifier
-from distgan.train import distributed, launch
+from distgan.runtime import distributed
+from distgan.train import launch
 from distgan.train.checkpoint import load_training_checkpoint
 from distgan.train.classifier import evaluate_classifier, load_classifier, save_classifier
 from distgan.train.gan import build_gan, load_generator, save_generator

@@ -7,7 +7,7 @@ import subprocess
 import pytest
 from conftest import USER_ENV, readme_commands
 
-from distgan.data.shards import read_manifest
+from distgan.data.manifest import read_manifest
 
 STAGES = readme_commands("## Stages one at a time")
 

@@ -2,8 +2,9 @@
 
 import pytest
 
+from distgan.config import parse_d_steps_schedule
 from distgan.errors import ConfigError
-from distgan.train.schedules import d_steps_at, goyal_learning_rate, lr_multiplier, parse_d_steps_schedule
+from distgan.train.schedules import d_steps_at, goyal_learning_rate, lr_multiplier
 
 
 def test_d_steps_schedule_follows_the_paper_example():

@@ -5,10 +5,11 @@ import json
 import numpy as np
 import pytest
 
-from distgan.data.download import sha256_of
-from distgan.data.shards import MANIFEST_NAME, read_manifest, read_shards, write_shards
+from distgan.data.manifest import MANIFEST_NAME, read_manifest
+from distgan.data.shards import read_shards, write_shards
 from distgan.data.sources import ImageSplit, load_split
 from distgan.errors import DataError
+from distgan.runtime.hashing import sha256_of
 
 
 @pytest.fixture(scope="module")

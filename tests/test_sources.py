@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 from sklearn.datasets import load_digits
 
-from distgan.data.download import download, extract_tar, sha256_of
+from distgan.data.download import download, extract_tar
 from distgan.data.sources import (
     CIFAR10_CLASS_NAMES,
     FASHION_MNIST_CLASS_NAMES,
@@ -24,6 +24,7 @@ from distgan.data.sources import (
     register,
 )
 from distgan.errors import ConfigError, DataError
+from distgan.runtime.hashing import sha256_of
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 FASHION = SHARED_DATA / "fashion_mnist"

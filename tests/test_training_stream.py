@@ -13,7 +13,8 @@ import torch
 
 from distgan.config import ClassifierConfig, EngineConfig
 from distgan.data.loader import PilLoader, read_index
-from distgan.data.shards import read_manifest, read_shards
+from distgan.data.manifest import read_manifest
+from distgan.data.shards import read_shards
 from distgan.data.sources import ImageSplit
 from distgan.errors import ConfigError, DataError
 from distgan.train import batches

@@ -10,14 +10,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from distgan.analysis.results import is_number  # noqa: E402
+from distgan.runtime.atomic import atomic_path
 
 
 def save_figure(fig, path: Path) -> None:
     """Write a figure as PNG atomically (temporary name, then rename) and close it."""
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=120, bbox_inches="tight")
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=120, bbox_inches="tight")
     plt.close(fig)
-    tmp.replace(path)
 
 
 def per_class_accuracy_figure(real: dict, best: dict, path: Path) -> None:

@@ -4,7 +4,6 @@ its trials' result.json alone. Sections appear only for the experiments present.
 import csv
 import io
 import json
-import os
 from pathlib import Path
 
 from distgan.analysis import markdown as md
@@ -18,6 +17,7 @@ from distgan.analysis.figures import (
 from distgan.analysis.results import load_results, of_experiment, trials_without_result
 from distgan.analysis.tables import augmentation_rows, class_analysis, gan_rows, table_rows
 from distgan.analysis.utilisation import utilisation_section
+from distgan.runtime.atomic import write_text_atomic
 
 SAMPLES_NAME = "samples.png"
 FIGURE_ORDER = ("per_class_accuracy.png", "metrics_vs_error.png", "augmentation.png")
@@ -40,12 +40,6 @@ CSV_COLUMNS = (
     "gan_iterations_done",
     "stopped_early",
 )
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def csv_row(result: dict) -> dict:
@@ -159,7 +153,7 @@ def build_report(sweep_dir: Path, *, extra_sections: list[str | None] | None = N
             f"No result.json (failed, stopped before writing, or still running): {', '.join(unfinished)}."
         )
     sections += [s for s in (utilisation_section(sweep_dir), *(extra_sections or [])) if s]
-    _write_text_atomic(sweep_dir / "report.csv", _csv_text(results))
-    _write_text_atomic(sweep_dir / "correlations.json", json.dumps(correlations_document(entries), indent=2) + "\n")
-    _write_text_atomic(sweep_dir / "report.md", "\n\n".join(sections) + "\n")
+    write_text_atomic(sweep_dir / "report.csv", _csv_text(results))
+    write_text_atomic(sweep_dir / "correlations.json", json.dumps(correlations_document(entries), indent=2) + "\n")
+    write_text_atomic(sweep_dir / "report.md", "\n\n".join(sections) + "\n")
     return sweep_dir / "report.md"

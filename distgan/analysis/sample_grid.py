@@ -6,6 +6,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from distgan.runtime.atomic import atomic_path
+
 
 def sample_grid(images_NHWC: np.ndarray, labels_N: np.ndarray, path: Path, per_class: int = 8, scale: int = 4) -> None:
     """A PNG with one row per class of its first `per_class` images, enlarged `scale`× (nearest)."""
@@ -18,6 +20,5 @@ def sample_grid(images_NHWC: np.ndarray, labels_N: np.ndarray, path: Path, per_c
                 index
             ]
     grid = grid.repeat(scale, axis=0).repeat(scale, axis=1)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    Image.fromarray(grid[:, :, 0] if channels == 1 else grid).save(tmp)
-    tmp.replace(path)
+    with atomic_path(path, suffix=".png") as tmp:
+        Image.fromarray(grid[:, :, 0] if channels == 1 else grid).save(tmp)

@@ -14,6 +14,7 @@ import numpy as np  # noqa: E402
 from distgan.analysis.markdown import table  # noqa: E402
 from distgan.errors import DataError  # noqa: E402
 from distgan.profiling.summary import IDLE_UTIL_PCT, read_csv, summarise  # noqa: E402
+from distgan.runtime.atomic import atomic_path
 
 TIMELINE_PNG = "utilisation_timeline.png"
 
@@ -56,10 +57,9 @@ def _timeline_figure(lines: dict[str, tuple[np.ndarray, np.ndarray]], ylabel: st
     ax.set_ylim(bottom=0)
     if len(lines) <= 12:
         ax.legend(fontsize=7, loc="best")
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=120)
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=120)
     plt.close(fig)
-    tmp.replace(path)
 
 
 def utilisation_section(sweep_dir: Path) -> str | None:

@@ -14,10 +14,10 @@ is read once per epoch over all ranks; rank sample counts differ by at most one 
 
 from pathlib import Path
 
-from distgan.data.shards import image_extension, read_manifest
+from distgan.data.manifest import image_extension, read_manifest
 from distgan.data.writer import LABEL_INT32_EXT
 from distgan.errors import DataError
-from distgan.train import distributed
+from distgan.runtime import distributed
 
 READER_NAME = "reader"
 

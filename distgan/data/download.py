@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from distgan.errors import ConfigError, DataError
+from distgan.runtime.hashing import sha256_of
 
 CHUNK_BYTES = 1 << 20
 
@@ -34,15 +35,6 @@ KNOWN_ARCHIVES = {
         extracted_dir="cifar-10-batches-py",
     ),
 }
-
-
-def sha256_of(file: Path) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(file, "rb") as f:
-        while chunk := f.read(CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def download(url: str, dest: Path, sha256: str) -> Path:

@@ -17,8 +17,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from distgan.data.manifest import image_extension, read_manifest
 from distgan.data.order import rank_indices
-from distgan.data.shards import BadSamples, decode_sample, image_extension, read_manifest, usable_shards
+from distgan.data.shards import BadSamples, decode_sample, usable_shards
 from distgan.data.writer import INDEX_VERSION, tar_index_lines
 from distgan.errors import ConfigError, DataError
 

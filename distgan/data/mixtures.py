@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from distgan.data.loader import read_index
-from distgan.data.shards import image_extension, manifest_digest, read_manifest
+from distgan.data.manifest import image_extension, manifest_digest, read_manifest
 from distgan.data.writer import ShardOptions, write_sample_stream
 from distgan.errors import ConfigError, DataError
 

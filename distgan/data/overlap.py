@@ -5,7 +5,8 @@ byte-stable (the same pixels and options give the same PNG or JPEG bytes)."""
 import hashlib
 from pathlib import Path
 
-from distgan.data.shards import image_extension, iterate_tar, read_manifest
+from distgan.data.manifest import image_extension, read_manifest
+from distgan.data.shards import iterate_tar
 from distgan.errors import DataError
 
 

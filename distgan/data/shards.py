@@ -8,9 +8,7 @@ A directory appears whole or not at all: it is written under a temporary name an
 """
 
 import io
-import json
 import logging
-import os
 import tarfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -18,22 +16,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from distgan.data.download import sha256_of
+from distgan.data.manifest import MANIFEST_NAME, image_extension, read_manifest
 from distgan.data.sources import ImageSplit
-from distgan.data.writer import FORMAT_VERSION, IMAGE_EXTENSIONS, MANIFEST_NAME, ShardOptions, write_array_shards
+from distgan.data.writer import ShardOptions, write_array_shards
 from distgan.errors import ConfigError, DataError
-
-__all__ = ["FORMAT_VERSION", "MANIFEST_NAME", "BadSamples", "read_manifest", "read_shards", "write_shards"]
+from distgan.runtime.hashing import sha256_of
 
 ON_BAD_SAMPLE = ("error", "skip")
 _log = logging.getLogger(__name__)
-
-
-def write_json_atomic(path: Path, payload: dict) -> None:
-    """Write JSON under a temporary name in the same directory, then rename over `path`."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
 
 
 def write_shards(
@@ -51,26 +41,6 @@ def write_shards(
     """
     options = replace(options or ShardOptions(), max_samples_per_shard=max_samples_per_shard)
     return write_array_shards(split, Path(out_dir), options=options, provenance=provenance)
-
-
-def read_manifest(shard_dir: Path) -> dict:
-    """The manifest of a shard directory; DataError naming the file when missing or unreadable."""
-    path = Path(shard_dir) / MANIFEST_NAME
-    if not path.is_file():
-        raise DataError(f"{path}: no shard manifest (write shards with `distgan prepare`)")
-    try:
-        manifest = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise DataError(f"{path}: not valid JSON ({err})") from None
-    for key in ("num_samples", "class_names", "shards", "image_shape_HWC"):
-        if key not in manifest:
-            raise DataError(f"{path}: missing key {key!r}")
-    return manifest
-
-
-def manifest_digest(shard_dir: Path) -> str:
-    """sha256 of the manifest file: names the exact content of a shard set (it lists every shard's sha256)."""
-    return sha256_of(Path(shard_dir) / MANIFEST_NAME)
 
 
 @dataclass
@@ -99,11 +69,6 @@ class BadSamples:
     def as_dict(self) -> dict:
         """For result.json: {"on_bad_sample", "num_skipped_samples", "skip_reasons"}."""
         return {"on_bad_sample": self.policy, "num_skipped_samples": self.num_skipped, "skip_reasons": self.reasons}
-
-
-def image_extension(manifest: dict) -> str:
-    """Tar member extension of the images of a shard set (format 1 manifests are PNG)."""
-    return IMAGE_EXTENSIONS[manifest.get("image_format", "png")]
 
 
 def read_shards(shard_dir: Path, *, verify: bool = True, bad: BadSamples | None = None) -> ImageSplit:

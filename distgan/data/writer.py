@@ -24,12 +24,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from distgan.data.download import sha256_of
+from distgan.data.manifest import FORMAT_VERSION, IMAGE_EXTENSIONS, MANIFEST_NAME, read_manifest
 from distgan.errors import ConfigError, DataError
+from distgan.runtime.atomic import temporary_path, write_json_atomic, write_text_atomic
+from distgan.runtime.hashing import sha256_of
 
-MANIFEST_NAME = "manifest.json"
-FORMAT_VERSION = 2  # 1: PNG + .cls only, no index files; 2 adds .lbl, .idx, JPEG, byte limits
-IMAGE_EXTENSIONS = {"png": "png", "jpeg": "jpg"}  # image_format → member extension
 LABEL_INT32_EXT = "lbl"
 INDEX_VERSION = "v1.2"  # the version line of DALI's wds2idx
 _TAR_BLOCK = 512
@@ -135,9 +134,7 @@ def tar_index_lines(tar_path: Path) -> list[str]:
 def write_index(tar_path: Path) -> Path:
     """Write `<shard>.idx` beside a tar (atomically) and return its path."""
     idx_path = Path(tar_path).with_suffix(".idx")
-    tmp = idx_path.with_name(f".{idx_path.name}.tmp-{os.getpid()}")
-    tmp.write_text("\n".join(tar_index_lines(tar_path)) + "\n")
-    os.replace(tmp, idx_path)
+    write_text_atomic(idx_path, "\n".join(tar_index_lines(tar_path)) + "\n")
     return idx_path
 
 
@@ -200,11 +197,8 @@ def write_sample_stream(
     The directory appears whole or not at all (written under a temporary name, then renamed); if
     out_dir already exists (another process finished first) it is kept and its manifest returned.
     """
-    from distgan.data.shards import read_manifest, write_json_atomic
-
     out_dir = Path(out_dir)
-    tmp_dir = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp_dir, ignore_errors=True)
+    tmp_dir = temporary_path(out_dir)
     tmp_dir.mkdir(parents=True)
     try:
         sink = _ShardSink(tmp_dir, options, len(class_names))

@@ -9,23 +9,18 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from distgan.config import GanConfig, SweepConfig, digest, to_dict
-from distgan.data.download import sha256_of
+from distgan.data.manifest import manifest_digest, read_manifest
 from distgan.data.mixtures import write_mixture
 from distgan.data.overlap import refuse_shared_images
-from distgan.data.shards import (
-    manifest_digest,
-    read_manifest,
-    read_shards,
-    write_json_atomic,
-    write_shards,
-)
+from distgan.data.shards import read_shards, write_shards
 from distgan.data.sources import ImageSplit, load_split
 from distgan.experiments.workers import classifier_worker, gan_worker, read_scores
 from distgan.metrics.fid import frechet_distance
 from distgan.metrics.inception_score import inception_score
 from distgan.metrics.quality import extract, save_reference_stats
 from distgan.models.truncation import sample_images
-from distgan.train.checkpoint import build_cached_dir
+from distgan.runtime.atomic import build_cached_dir, write_json_atomic
+from distgan.runtime.hashing import sha256_of
 from distgan.train.classifier import load_classifier
 from distgan.train.gan import load_generator
 from distgan.train.launch import Launch, run_data_parallel

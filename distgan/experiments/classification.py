@@ -20,11 +20,13 @@ import torch
 import distgan
 from distgan.analysis.sample_grid import sample_grid
 from distgan.config import SweepConfig, to_dict
-from distgan.data.download import sha256_of
-from distgan.data.shards import manifest_digest, read_manifest, read_shards, write_json_atomic
+from distgan.data.manifest import manifest_digest, read_manifest
+from distgan.data.shards import read_shards
 from distgan.experiments.artifacts import Generator, SweepArtifacts, prepare_mixture, prepare_synthetic_shards
 from distgan.experiments.workers import classifier_worker, read_scores
 from distgan.metrics.quality import load_reference_stats, sample_quality
+from distgan.runtime.atomic import write_json_atomic
+from distgan.runtime.hashing import sha256_of
 from distgan.train.classifier import evaluate_classifier, load_classifier
 from distgan.train.launch import Launch, run_data_parallel
 

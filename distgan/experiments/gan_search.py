@@ -15,7 +15,6 @@ from pathlib import Path
 from ray import tune
 
 from distgan.config import GanConfig, SweepConfig
-from distgan.data.shards import write_json_atomic
 from distgan.experiments.artifacts import Generator, SweepArtifacts, gan_job, prepare_synthetic_shards
 from distgan.experiments.classification import (
     RESULT_NAME,
@@ -26,6 +25,7 @@ from distgan.experiments.classification import (
     synthetic_quality,
 )
 from distgan.experiments.workers import gan_worker
+from distgan.runtime.atomic import write_json_atomic
 from distgan.train.launch import Launch, run_data_parallel
 
 NOT_TRAINED = {"top1_error": None, "top5_error": None, "per_class_accuracy": None}

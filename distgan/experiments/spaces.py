@@ -8,11 +8,12 @@ import yaml
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 
-from distgan.config import SCHEDULER_METRICS, GanConfig, SweepConfig, with_overrides
+from distgan.config import SCHEDULER_METRICS, GanConfig, SweepConfig
 from distgan.errors import ConfigError
 from distgan.experiments.gan_search import rung_ends
 from distgan.experiments.sweep import SweepSpace
 from distgan.experiments.trial import EXPERIMENTS
+from distgan.flags import with_overrides
 from distgan.runtime.registry import Registry
 
 SpaceFn = Callable[[SweepConfig], SweepSpace]

@@ -13,7 +13,6 @@ from ray.tune.schedulers import TrialScheduler
 
 from distgan.analysis.report import build_report
 from distgan.config import SweepConfig, to_dict
-from distgan.data.shards import write_json_atomic
 from distgan.errors import DistganError
 from distgan.experiments.artifacts import prepare_real_shards, prepare_sweep
 from distgan.experiments.trial import (
@@ -24,6 +23,7 @@ from distgan.experiments.trial import (
     trial_name,
     trial_resources,
 )
+from distgan.runtime.atomic import write_json_atomic
 
 log = logging.getLogger("distgan")
 

@@ -12,10 +12,12 @@ from pathlib import Path
 
 from ray import tune
 
-from distgan.config import SweepConfig, digest, with_overrides
+from distgan.config import SweepConfig, digest
 from distgan.experiments.artifacts import SweepArtifacts, prepare_generator
 from distgan.experiments.classification import RESULT_NAME, TrainingSet, finite_scalars, run_classification_trial
 from distgan.experiments.gan_search import run_gan_search_trial
+from distgan.flags import with_overrides
+from distgan.runtime.atomic import write_text_atomic
 from distgan.train.launch import Launch
 
 EXPERIMENTS = ("replacement", "augmentation", "gan", "gan-test")
@@ -84,7 +86,7 @@ def _claim(directory: Path, key: str) -> None:
     if marker.is_file() and marker.read_text() != key:
         shutil.rmtree(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    marker.write_text(key)
+    write_text_atomic(marker, key)
 
 
 def _finished_result(directory: Path) -> dict | None:

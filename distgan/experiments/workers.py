@@ -10,9 +10,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from distgan.data.shards import BadSamples, read_shards, write_json_atomic
+from distgan.data.shards import BadSamples, read_shards
 from distgan.profiling import StepTimer, UtilisationSampler, summarise, write_json
-from distgan.train import distributed
+from distgan.runtime import distributed
+from distgan.runtime.atomic import write_json_atomic
 from distgan.train.batches import open_split, split_info
 from distgan.train.checkpoint import LATEST_NAME
 from distgan.train.classifier import evaluate_classifier, save_classifier, train_classifier

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from distgan.train import distributed
+from distgan.runtime import distributed
 
 
 @dataclass

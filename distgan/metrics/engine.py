@@ -17,7 +17,7 @@ from distgan.metrics.kid import kernel_inception_distance
 from distgan.metrics.per_class import per_class_scores
 from distgan.metrics.prdc import precision_recall_density_coverage
 from distgan.metrics.reference_stats import ReferenceStats, cached_stats, save_pytorch_fid_npz
-from distgan.train import distributed
+from distgan.runtime import distributed
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ import torch.distributed as dist
 
 from distgan.metrics.extractors import Extractor
 from distgan.metrics.feature_stats import FeatureStats
-from distgan.train import distributed
+from distgan.runtime import distributed
 
 DEFAULT_MAX_KEPT_FEATURES = 50_000
 # On CPUs the network sees at most this many images per call. A 299×299 InceptionV3 batch of 50 has activations

@@ -8,10 +8,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from distgan.data.download import sha256_of
 from distgan.data.transforms import to_model_input
 from distgan.errors import ConfigError
 from distgan.metrics.inception import INPUT_SIZE, load_inception
+from distgan.runtime.hashing import sha256_of
 from distgan.runtime.registry import Registry
 
 

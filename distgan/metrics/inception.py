@@ -9,15 +9,15 @@ preprocessing: tests/test_metrics_inception.py.
 """
 
 import logging
-import os
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from distgan.data.download import sha256_of
 from distgan.errors import DataError
+from distgan.runtime.atomic import atomic_path
+from distgan.runtime.hashing import sha256_of
 
 log = logging.getLogger(__name__)
 
@@ -209,11 +209,9 @@ def fetch_weights(cache_dir: Path) -> Path:
     dest = Path(cache_dir) / WEIGHTS_NAME
     if dest.is_file() and sha256_of(dest).startswith(WEIGHTS_SHA256_PREFIX):
         return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.part")
     try:
-        torch.hub.download_url_to_file(WEIGHTS_URL, str(tmp), hash_prefix=WEIGHTS_SHA256_PREFIX, progress=False)
-        os.replace(tmp, dest)
+        with atomic_path(dest) as tmp:
+            torch.hub.download_url_to_file(WEIGHTS_URL, str(tmp), hash_prefix=WEIGHTS_SHA256_PREFIX, progress=False)
     except (OSError, RuntimeError) as err:
         raise DataError(f"{WEIGHTS_URL}: download failed ({err}); pass --inception-weights PATH instead") from err
     finally:

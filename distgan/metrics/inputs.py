@@ -11,13 +11,14 @@ from pathlib import Path
 
 import numpy as np
 
-from distgan.data.download import sha256_of
-from distgan.data.shards import manifest_digest, read_manifest, read_shards
+from distgan.data.manifest import manifest_digest, read_manifest
+from distgan.data.shards import read_shards
 from distgan.errors import ConfigError, DataError
 from distgan.metrics.engine import ImageSet
 from distgan.metrics.extraction import ImageSource
 from distgan.metrics.reference_stats import ReferenceStats, is_stats_file, load_stats
-from distgan.train import distributed
+from distgan.runtime import distributed
+from distgan.runtime.hashing import sha256_of
 
 
 def load_images_npz(path: Path) -> ImageSet:

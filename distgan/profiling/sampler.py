@@ -23,6 +23,7 @@ from typing import NamedTuple
 
 from distgan.errors import ConfigError
 from distgan.profiling.proctree import open_tree
+from distgan.runtime.atomic import write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -253,8 +254,5 @@ def write_csv(samples: list[Sample], path: Path) -> Path:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(COLUMNS)
     writer.writerows(_row_cells(row) for row in samples)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(buffer.getvalue())
-    os.replace(tmp, path)
+    write_text_atomic(path, buffer.getvalue())
     return path

@@ -10,13 +10,13 @@ rss_peak_mib. A StepTimer adds data_wait_frac, num_steps and step_time_mean_s.
 import csv
 import json
 import math
-import os
 from pathlib import Path
 
 import numpy as np
 
 from distgan.errors import DataError
 from distgan.profiling.sampler import COLUMNS, Sample
+from distgan.runtime.atomic import write_text_atomic
 
 IDLE_UTIL_PCT = 5.0  # below this a reading counts as idle (NVML's SM busy % is coarse near zero)
 
@@ -93,7 +93,5 @@ def json_text(summary: dict) -> str:
 def write_json(summary: dict, path: Path) -> Path:
     """`json_text(summary)` written atomically to `path` (profile.json)."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json_text(summary))
-    os.replace(tmp, path)
+    write_text_atomic(path, json_text(summary))
     return path

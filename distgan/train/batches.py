@@ -22,12 +22,13 @@ from torch import nn
 
 from distgan.config import ClassifierConfig
 from distgan.data.loader import make_loader
+from distgan.data.manifest import read_manifest
 from distgan.data.order import rank_indices
-from distgan.data.shards import BadSamples, read_manifest, read_shards
+from distgan.data.shards import BadSamples, read_shards
 from distgan.data.sources import ImageSplit
 from distgan.data.transforms import random_crop_flip, to_model_input
 from distgan.errors import DataError
-from distgan.train import distributed
+from distgan.runtime import distributed
 
 # "auto" streams when the memory path would hold more than this per rank. The memory path keeps the
 # decoded uint8 pixels and their float32 model input on every rank: 5 bytes per pixel value.

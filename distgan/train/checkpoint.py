@@ -5,21 +5,13 @@ import os
 import pickle
 import re
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 from distgan.errors import DataError
-from distgan.train import distributed
-
-
-def save_atomic(payload: dict, path: Path) -> None:
-    """torch.save to a temporary name beside `path`, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+from distgan.runtime import distributed
+from distgan.runtime.atomic import write_text_atomic
 
 
 def load_plain(path: Path) -> dict:
@@ -34,22 +26,6 @@ def load_plain(path: Path) -> dict:
         raise DataError(f"{path}: refused to load {what}: distgan's files hold only tensors and plain values") from None
 
 
-def build_cached_dir(path: Path, build: Callable[[Path], None]) -> bool:
-    """Make directory `path` by build(tmp_dir) then a rename, unless it exists; True if it was built."""
-    if path.is_dir():
-        return False
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    build(tmp)
-    try:
-        os.replace(tmp, path)
-    except OSError:  # another process finished the same artifact first; keep theirs
-        shutil.rmtree(tmp, ignore_errors=True)
-        return False
-    return True
-
-
 LATEST_NAME = "latest"  # text file naming the newest complete checkpoint directory
 KEEP_CHECKPOINTS = 2
 
@@ -61,7 +37,7 @@ def save_training_checkpoint(root: Path, step: int, engines: dict, *, position: 
     `latest`: a run killed at any moment resumes from the last complete checkpoint.
     """
     tag = f"step{step:09d}"
-    tmp = root / f".{tag}.tmp"
+    tmp = root / f".{tag}.tmp"  # one per job (its ranks all write into it); a killed run's is cleared below
     if distributed.rank() == 0:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
@@ -71,10 +47,11 @@ def save_training_checkpoint(root: Path, step: int, engines: dict, *, position: 
     torch.save({"position": position, "rank_state": rank_state}, tmp / f"rank{distributed.rank()}.pt")
     distributed.barrier()
     if distributed.rank() == 0:
+        # A directory of this step that `latest` does not name was left by a run killed between the two renames
+        # below; this run redid the step (it resumed from the one before) and replaces it.
+        shutil.rmtree(root / tag, ignore_errors=True)
         os.replace(tmp, root / tag)
-        latest_tmp = root / f".{LATEST_NAME}.tmp"
-        latest_tmp.write_text(tag + "\n")
-        os.replace(latest_tmp, root / LATEST_NAME)
+        write_text_atomic(root / LATEST_NAME, tag + "\n")
         for old in sorted(root.glob("step*"))[:-KEEP_CHECKPOINTS]:
             shutil.rmtree(old, ignore_errors=True)
     distributed.barrier()

@@ -16,9 +16,10 @@ from distgan.errors import TrainingError
 from distgan.metrics.classification import ClassificationCounts
 from distgan.models.classifiers import Classifier, build_classifier
 from distgan.profiling import StepTimer
-from distgan.train import distributed
+from distgan.runtime import distributed
+from distgan.runtime.atomic import save_torch_atomic
 from distgan.train.batches import TrainingData, evaluation_batches, split_info, training_batches
-from distgan.train.checkpoint import load_plain, load_training_checkpoint, save_atomic, save_training_checkpoint
+from distgan.train.checkpoint import load_plain, load_training_checkpoint, save_training_checkpoint
 from distgan.train.engine import build_engine
 from distgan.train.schedules import classifier_lr_schedule, goyal_learning_rate
 
@@ -120,7 +121,7 @@ def evaluate_classifier(model: nn.Module, test: TrainingData, batch_size: int = 
 def save_classifier(path: Path, model: Classifier, *, arch: str, in_channels: int, num_classes: int) -> None:
     """Write a classifier with what rebuilds it, atomically."""
     payload = {"arch": arch, "in_channels": in_channels, "num_classes": num_classes, "state_dict": model.state_dict()}
-    save_atomic(payload, path)
+    save_torch_atomic(payload, path)
 
 
 def load_classifier(path: Path) -> Classifier:

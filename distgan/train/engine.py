@@ -20,7 +20,8 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from distgan.config import EngineConfig
-from distgan.train import distributed, host_memory
+from distgan.runtime import distributed
+from distgan.train import host_memory
 from distgan.train.checkpoint import load_plain
 
 LossFn = Callable[[nn.Module, object], torch.Tensor]  # (forward module, micro-batch) -> mean loss

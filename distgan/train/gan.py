@@ -13,15 +13,16 @@ import torch
 import torch.nn.functional as F
 from tqdm import trange
 
-from distgan.config import EngineConfig, GanConfig, to_dict
+from distgan.config import EngineConfig, GanConfig, parse_d_steps_schedule, to_dict
 from distgan.data.sources import ImageSplit
 from distgan.data.transforms import to_model_input
 from distgan.errors import TrainingError
 from distgan.models.gan import ConditionalGenerator, ProjectionDiscriminator
-from distgan.train import distributed
-from distgan.train.checkpoint import load_plain, load_training_checkpoint, save_atomic, save_training_checkpoint
+from distgan.runtime import distributed
+from distgan.runtime.atomic import save_torch_atomic
+from distgan.train.checkpoint import load_plain, load_training_checkpoint, save_training_checkpoint
 from distgan.train.engine import build_engine
-from distgan.train.schedules import d_steps_at, parse_d_steps_schedule
+from distgan.train.schedules import d_steps_at
 
 LOG_EVERY = 100  # iterations between loss checks (each is a host sync)
 
@@ -159,7 +160,7 @@ def save_generator(path: Path, generator: ConditionalGenerator, cfg: GanConfig, 
         "channels": channels,
         "state_dict": generator.state_dict(),
     }
-    save_atomic(payload, path)
+    save_torch_atomic(payload, path)
 
 
 def load_generator(path: Path) -> ConditionalGenerator:

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from distgan.errors import ConfigError
+from distgan.runtime import distributed
 
 WorkerFn = Callable[[dict], None]
 
@@ -63,18 +64,11 @@ def report(metrics: dict) -> None:
         tune.report(metrics)
 
 
-def ray_train_device() -> torch.device | None:
-    """The device Ray Train assigned to this worker (the first of its GPU ids, as indexed in CUDA_VISIBLE_DEVICES,
-    or the CPU), or None outside a Ray Train worker. `distributed.local_device` decides with it."""
-    if os.environ.get(UNDER_RAY_TRAIN_ENV) != "1":
-        return None
+def _under_ray_train(loop_config: dict) -> None:
     import ray.train.torch
 
-    return ray.train.torch.get_device()
-
-
-def _under_ray_train(loop_config: dict) -> None:
     os.environ[UNDER_RAY_TRAIN_ENV] = "1"
+    distributed.place_devices_by(ray.train.torch.get_device)  # the GPU Ray assigned (CUDA_VISIBLE_DEVICES), or CPU
     # Ray leaves torch at one thread per core for fractional-CPU workers; two such workers on two
     # cores then oversubscribe them (measured 3× slower per epoch). Use what the worker reserved.
     torch.set_num_threads(loop_config["torch_threads"])
@@ -88,8 +82,6 @@ def run_data_parallel(fn: WorkerFn, config: dict, *, launch: Launch, name: str) 
         return
     import ray.train
     from ray.train.torch import TorchConfig, TorchTrainer
-
-    from distgan.train import distributed  # not at the top: distributed imports this module
 
     callbacks = []
     if launch.in_tune_trial:

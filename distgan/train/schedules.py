@@ -2,38 +2,10 @@
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import torch
 
-from distgan.errors import ConfigError
-
-if TYPE_CHECKING:  # config imports this module (the D:G schedule parser)
-    from distgan.config import ClassifierConfig
-
-# (first G iteration at which it applies, D steps per G step), sorted, first entry at iteration 0.
-DStepsSchedule = tuple[tuple[int, int], ...]
-
-
-def parse_d_steps_schedule(text: str) -> DStepsSchedule:
-    """Parse '5,4@5000,3@10000,2@20000': 5 D steps per G step, 4 from G iteration 5000 on, and so on."""
-    schedule: list[tuple[int, int]] = []
-    for i, part in enumerate(text.split(",")):
-        steps_text, _, start_text = part.strip().partition("@")
-        try:
-            steps, start = int(steps_text), int(start_text) if start_text else 0
-        except ValueError:
-            raise ConfigError(
-                f"--gan.d-steps-schedule: cannot parse {part!r} in {text!r} (expected 'N' or 'N@ITER')"
-            ) from None
-        if steps < 1:
-            raise ConfigError(f"--gan.d-steps-schedule: D steps must be ≥ 1 (got {steps} in {text!r})")
-        if (i == 0) != (start == 0) or (schedule and start <= schedule[-1][0]):
-            raise ConfigError(
-                f"--gan.d-steps-schedule: {text!r} must start without '@' and list increasing iterations after"
-            )
-        schedule.append((start, steps))
-    return tuple(schedule)
+from distgan.config import ClassifierConfig, DStepsSchedule
 
 
 def d_steps_at(schedule: DStepsSchedule, iteration: int) -> int:
@@ -62,7 +34,7 @@ def lr_multiplier(
 
 
 def classifier_lr_schedule(
-    optimizer, cfg: "ClassifierConfig", steps_per_epoch: int
+    optimizer, cfg: ClassifierConfig, steps_per_epoch: int
 ) -> torch.optim.lr_scheduler.LRScheduler:
     """The classifier's schedule on `optimizer` (whose lr is the peak): `lr_multiplier` over cfg.epochs."""
     total_steps = steps_per_epoch * cfg.epochs

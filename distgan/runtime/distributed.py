@@ -11,6 +11,7 @@ import os
 import random
 import socket
 import sys
+from collections.abc import Callable
 from typing import NoReturn
 
 import numpy as np
@@ -20,7 +21,9 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from distgan.errors import ConfigError
-from distgan.train import launch
+
+# Set by a launcher that places its workers on devices itself (Ray Train, through train/launch.py): says which.
+_placed_device: Callable[[], torch.device] | None = None
 
 # "auto": bf16 autocast on GPUs, fp32 on CPUs; "bf16" or "fp32" force one (tests run the GPUs' bf16 path on CPUs).
 PRECISION_ENV = "DISTGAN_PRECISION"
@@ -44,9 +47,8 @@ def local_device() -> torch.device:
     the GPU of this LOCAL_RANK (torchrun), else the CPU. Sets nothing (`select_device` does)."""
     if not torch.cuda.is_available():
         return torch.device("cpu")
-    assigned = launch.ray_train_device()
-    if assigned is not None:
-        return assigned
+    if _placed_device is not None:
+        return _placed_device()
     local_rank, visible = int(os.environ.get("LOCAL_RANK", "0")), torch.cuda.device_count()
     if local_rank >= visible:
         raise ConfigError(
@@ -54,6 +56,12 @@ def local_device() -> torch.device:
             f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '<unset>')}): start one process per GPU"
         )
     return torch.device("cuda", local_rank)
+
+
+def place_devices_by(assigned: Callable[[], torch.device]) -> None:
+    """Let a launcher that placed this worker (Ray Train) say which device it got: `local_device` returns it."""
+    global _placed_device
+    _placed_device = assigned
 
 
 def select_device() -> torch.device:

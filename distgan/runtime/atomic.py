@@ -1,0 +1,76 @@
+"""Files and directories appear whole or not at all (STYLE §10): written under a temporary name beside the final
+one, then renamed over it. Temporary names are unique (host, PID and a random part), so that two processes, or two
+nodes whose processes share a PID on shared storage, never write into the same one; none is deleted on start,
+since another writer's may be in progress."""
+
+import json
+import os
+import shutil
+import socket
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+
+
+def temporary_path(path: Path, suffix: str = "") -> Path:
+    """A unique hidden name beside `path` (suffix: what a writer infers the format from, e.g. '.png')."""
+    return path.with_name(f".{path.name}.tmp-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}{suffix}")
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_path(path: Path, *, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path to write `path` at; renamed over `path` when the block ends, removed if it raises."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary_path(path, suffix)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        _remove(tmp)
+        raise
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def write_json_atomic(path: Path, payload: dict) -> None:
+    """Indented JSON with sorted keys (files a person reads and diffs)."""
+    write_text_atomic(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
+
+
+def save_torch_atomic(payload: dict, path: Path) -> None:
+    """torch.save of tensors and plain values, the only content `train.checkpoint.load_plain` reads back."""
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def build_cached_dir(path: Path, build: Callable[[Path], None]) -> bool:
+    """Make directory `path` by build(tmp_dir) then a rename, unless it exists; True if this call built it."""
+    if path.is_dir():
+        return False
+    tmp = temporary_path(path)
+    tmp.mkdir(parents=True)
+    try:
+        build(tmp)
+    except BaseException:
+        _remove(tmp)
+        raise
+    try:
+        os.replace(tmp, path)
+    except OSError:  # another process finished the same artifact first; theirs is equivalent: keep it
+        _remove(tmp)
+        return False
+    return True
