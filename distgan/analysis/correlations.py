@@ -12,7 +12,8 @@ import warnings
 import numpy as np
 from scipy import stats
 
-from distgan.analysis.results import EXPERIMENTS, is_number, of_experiment
+from distgan.analysis.results import is_number, of_experiment
+from distgan.schema import EXPERIMENTS
 
 N_RESAMPLES = 2000
 BOOTSTRAP_SEED = 0

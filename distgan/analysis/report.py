@@ -18,35 +18,16 @@ from distgan.analysis.results import load_results, of_experiment, trials_without
 from distgan.analysis.tables import augmentation_rows, class_analysis, gan_rows, table_rows
 from distgan.analysis.utilisation import utilisation_section
 from distgan.runtime.atomic import write_text_atomic
+from distgan.schema import CSV_COLUMNS, GAN_FIELDS, SAMPLES_NAME
 
-SAMPLES_NAME = "samples.png"
 FIGURE_ORDER = ("per_class_accuracy.png", "metrics_vs_error.png", "augmentation.png")
-GAN_KEYS = ("lr_d", "lr_g", "batch_size", "iterations", "d_steps_schedule", "seed")
-CSV_COLUMNS = (
-    "experiment",
-    "trial",
-    "training_set",
-    "truncation",
-    "synthetic_fraction",
-    "top5_error",
-    "top1_error",
-    "inception_score_mean",
-    "inception_score_std",
-    "fid",
-    "kid_mean",
-    "gan_test_accuracy",
-    "gan_train_accuracy",
-    *(f"gan_{key}" for key in GAN_KEYS),
-    "gan_iterations_done",
-    "stopped_early",
-)
 
 
 def csv_row(result: dict) -> dict:
     """One report.csv row of a result: its numbers, and the generator's hyperparameters as gan_* columns."""
     gan = result["gan"] if isinstance(result["gan"], dict) else {}
     row = {key: result[key] for key in CSV_COLUMNS if key in result}
-    row |= {f"gan_{key}": gan.get(key) for key in GAN_KEYS}
+    row |= {f"gan_{key}": gan.get(key) for key in GAN_FIELDS}
     return row
 
 

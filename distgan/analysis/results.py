@@ -9,31 +9,7 @@ import math
 from pathlib import Path
 
 from distgan.errors import DataError
-
-RESULT_NAME = "result.json"
-# Sections and rows follow this order; a directory may hold trials of several experiments.
-EXPERIMENTS = ("replacement", "augmentation", "gan", "gan-test")
-TRAINING_SETS = ("real", "synthetic", "real+synthetic")
-REQUIRED_KEYS = ("sweep", "space", "trial", "training_set", "class_names", "config")
-# Keys a trial may leave out (or write as null) when it did not measure them, e.g. a GAN trial stopped early.
-OPTIONAL_KEYS = (
-    "truncation",
-    "synthetic_fraction",
-    "top1_error",
-    "top5_error",
-    "per_class_accuracy",
-    "inception_score_mean",
-    "inception_score_std",
-    "fid",
-    "kid_mean",
-    "gan_test_accuracy",
-    "gan",
-    "gan_iterations_done",
-    "stopped_early",
-    "num_test_samples",
-    "workers",
-    "feature_extractor",
-)
+from distgan.schema import EXPERIMENTS, OPTIONAL_KEYS, REQUIRED_KEYS, RESULT_NAME, TRAINING_SETS, gan_train_accuracy
 
 
 def is_number(value) -> bool:
@@ -57,9 +33,8 @@ def normalise(result: dict, path: Path) -> dict:
     for key in OPTIONAL_KEYS:
         out.setdefault(key, None)
     if "gan_train_accuracy" not in out:
-        # GAN-train (Shmelkov et al.) is the accuracy of a classifier trained on generated data only.
-        trained_on_generated = out["training_set"] == "synthetic" and is_number(out["top1_error"])
-        out["gan_train_accuracy"] = 1 - out["top1_error"] if trained_on_generated else None
+        top1_error = out["top1_error"] if is_number(out["top1_error"]) else None
+        out["gan_train_accuracy"] = gan_train_accuracy(out["training_set"], top1_error)
     return out
 
 

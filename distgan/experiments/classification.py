@@ -27,24 +27,13 @@ from distgan.experiments.workers import classifier_worker, read_scores
 from distgan.metrics.quality import load_reference_stats, sample_quality
 from distgan.runtime.atomic import write_json_atomic
 from distgan.runtime.hashing import sha256_of
+from distgan.schema import GAN_FIELDS, RESULT_NAME, SAMPLES_NAME, SCORES, gan_train_accuracy
 from distgan.train.classifier import evaluate_classifier, load_classifier
 from distgan.train.launch import Launch, run_data_parallel
 
 log = logging.getLogger("distgan")
 
-RESULT_NAME = "result.json"
-SAMPLES_NAME = "samples.png"  # one row per class
 EXTRACTOR_NOTE = "domain classifier ({arch}) trained on the real training split; offline stand-in for InceptionV3"
-GAN_FIELDS = ("lr_d", "lr_g", "batch_size", "iterations", "d_steps_schedule", "seed")  # the report's GAN columns
-REPORTED_SCALARS = (
-    "top1_error",
-    "top5_error",
-    "inception_score_mean",
-    "inception_score_std",
-    "fid",
-    "gan_test_accuracy",
-    "gan_train_accuracy",
-)
 
 
 @dataclass(frozen=True)
@@ -111,7 +100,6 @@ def result_record(
     started: float,
 ) -> dict:
     """result.json of a trial: scores, quality, what made them (configs, digests, versions, node)."""
-    trained_on_generated = training.kind == "synthetic" and scores.get("top1_error") is not None
     return {
         "sweep": cfg.name,
         "space": cfg.space,
@@ -125,7 +113,7 @@ def result_record(
         "gan": None if generator is None else {name: getattr(generator.gan, name) for name in GAN_FIELDS},
         **scores,
         **quality,
-        "gan_train_accuracy": 1 - scores["top1_error"] if trained_on_generated else None,
+        "gan_train_accuracy": gan_train_accuracy(training.kind, scores.get("top1_error")),
         "class_names": read_manifest(artifacts.real_test_dir)["class_names"],
         "feature_extractor": EXTRACTOR_NOTE.format(arch=cfg.classifier.arch),
         "real_fid_note": "real row: FID of the real test split against the real training split"
@@ -191,5 +179,5 @@ def _ray_node_id() -> str | None:
 
 def finite_scalars(result: dict) -> dict:
     """The scalar metrics of a result, for Ray Tune's reporter (absent and non-finite ones left out)."""
-    values = {key: result.get(key) for key in REPORTED_SCALARS}
+    values = {key: result.get(key) for key in SCORES}
     return {key: float(value) for key, value in values.items() if value is not None and np.isfinite(value)}

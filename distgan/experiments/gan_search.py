@@ -17,7 +17,6 @@ from ray import tune
 from distgan.config import GanConfig, SweepConfig
 from distgan.experiments.artifacts import Generator, SweepArtifacts, gan_job, prepare_synthetic_shards
 from distgan.experiments.classification import (
-    RESULT_NAME,
     TrainingSet,
     classifier_scores,
     finite_scalars,
@@ -26,6 +25,7 @@ from distgan.experiments.classification import (
 )
 from distgan.experiments.workers import gan_worker
 from distgan.runtime.atomic import write_json_atomic
+from distgan.schema import RESULT_NAME
 from distgan.train.launch import Launch, run_data_parallel
 
 NOT_TRAINED = {"top1_error": None, "top5_error": None, "per_class_accuracy": None}

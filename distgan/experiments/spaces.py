@@ -12,9 +12,9 @@ from distgan.config import SCHEDULER_METRICS, GanConfig, SweepConfig
 from distgan.errors import ConfigError
 from distgan.experiments.gan_search import rung_ends
 from distgan.experiments.sweep import SweepSpace
-from distgan.experiments.trial import EXPERIMENTS
 from distgan.flags import with_overrides
 from distgan.runtime.registry import Registry
+from distgan.schema import EXPERIMENTS
 
 SpaceFn = Callable[[SweepConfig], SweepSpace]
 SPACES: Registry[SpaceFn] = Registry("space", "--space")

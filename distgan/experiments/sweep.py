@@ -16,7 +16,6 @@ from distgan.config import SweepConfig, to_dict
 from distgan.errors import DistganError
 from distgan.experiments.artifacts import prepare_real_shards, prepare_sweep
 from distgan.experiments.trial import (
-    EXPERIMENTS,
     jobs_in_trial,
     run_trial,
     sweep_launch,
@@ -24,6 +23,7 @@ from distgan.experiments.trial import (
     trial_resources,
 )
 from distgan.runtime.atomic import write_json_atomic
+from distgan.schema import EXPERIMENTS
 
 log = logging.getLogger("distgan")
 
@@ -36,7 +36,7 @@ class TrialsFailed(DistganError):
 class SweepSpace:
     """What tune/spaces.py declares: the experiment, its Tune param space, and how to search it."""
 
-    experiment: str  # one of trial.EXPERIMENTS
+    experiment: str  # one of schema.EXPERIMENTS
     param_space: dict  # {"point": ..., "gan": ...}, with tune.grid_search / distributions inside
     num_samples: int = 1  # draws of the space's distributions (grids are crossed with each)
     scheduler: TrialScheduler | None = None  # e.g. ASHA for the gan space

@@ -14,13 +14,13 @@ from ray import tune
 
 from distgan.config import SweepConfig, digest
 from distgan.experiments.artifacts import SweepArtifacts, prepare_generator
-from distgan.experiments.classification import RESULT_NAME, TrainingSet, finite_scalars, run_classification_trial
+from distgan.experiments.classification import TrainingSet, finite_scalars, run_classification_trial
 from distgan.experiments.gan_search import run_gan_search_trial
 from distgan.flags import with_overrides
 from distgan.runtime.atomic import write_text_atomic
+from distgan.schema import RESULT_NAME
 from distgan.train.launch import Launch
 
-EXPERIMENTS = ("replacement", "augmentation", "gan", "gan-test")
 KEY_NAME = ".trial-key"  # digest of what determines a trial's outputs; a stale directory is cleared
 TRIAL_DRIVER_CPUS = 1.0  # Ray Tune's default reservation for a function trainable
 

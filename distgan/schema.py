@@ -1,0 +1,63 @@
+"""The result schema, one place for the writers (experiments/) and the readers (analysis/): file names, the
+experiments and training sets, and the keys of a trial's `result.json`. It imports nothing of distgan."""
+
+RESULT_NAME = "result.json"  # one per trial directory: trials/<trial>/result.json
+SAMPLES_NAME = "samples.png"  # a trial's sample grid, one row per class
+EXPERIMENTS = ("replacement", "augmentation", "gan", "gan-test")  # also the order of the report's sections
+TRAINING_SETS = ("real", "synthetic", "real+synthetic")  # what a trial's classifier was trained on
+
+# Every result names its sweep, trial, training set, classes and config; the rest may be missing or null when
+# the trial did not measure it (a GAN trial stopped early, a real row without a generator).
+REQUIRED_KEYS = ("sweep", "space", "trial", "training_set", "class_names", "config")
+GAN_FIELDS = ("lr_d", "lr_g", "batch_size", "iterations", "d_steps_schedule", "seed")  # result["gan"]: the report's
+SCORES = (  # Tune reports them; the report tabulates and correlates them
+    "top1_error",
+    "top5_error",
+    "inception_score_mean",
+    "inception_score_std",
+    "fid",
+    "gan_test_accuracy",
+    "gan_train_accuracy",
+)
+OPTIONAL_KEYS = (  # gan_train_accuracy is not among them: a result without it gets it derived (`gan_train_accuracy`)
+    "truncation",
+    "synthetic_fraction",
+    "top1_error",
+    "top5_error",
+    "per_class_accuracy",
+    "inception_score_mean",
+    "inception_score_std",
+    "fid",
+    "kid_mean",
+    "gan_test_accuracy",
+    "gan",
+    "gan_iterations_done",
+    "stopped_early",
+    "num_test_samples",
+    "workers",
+    "feature_extractor",
+)
+CSV_COLUMNS = (  # report.csv: one row per trial
+    "experiment",
+    "trial",
+    "training_set",
+    "truncation",
+    "synthetic_fraction",
+    "top5_error",
+    "top1_error",
+    "inception_score_mean",
+    "inception_score_std",
+    "fid",
+    "kid_mean",
+    "gan_test_accuracy",
+    "gan_train_accuracy",
+    *(f"gan_{name}" for name in GAN_FIELDS),
+    "gan_iterations_done",
+    "stopped_early",
+)
+
+
+def gan_train_accuracy(training_set: str, top1_error: float | None) -> float | None:
+    """GAN-train (Shmelkov et al. 2018): the accuracy on real test data of a classifier trained on generated data
+    only; None for any other training set."""
+    return 1 - top1_error if training_set == "synthetic" and top1_error is not None else None
