@@ -1,2 +1,2 @@
-"""The bottom layer every other package may use: paths (and, as the layout issue moves them here, process
-groups, atomic writes and hashing). It imports nothing else of distgan."""
+"""The bottom layer every other package may use: paths, process groups and devices, atomic writes, hashing and
+the registry pattern. It imports nothing of distgan but `errors`."""

@@ -1,5 +1,5 @@
-"""Atomic files and cached directories: written under a temporary name, then renamed (STYLE §10); files read back
-without running code."""
+"""Training checkpoints (every engine, the data position, each rank's RNG state) written atomically and resumed
+from; files read back without running code (`load_plain`)."""
 
 import os
 import pickle
