@@ -37,10 +37,11 @@ from distgan.experiments.artifacts import prepare_sweep  # noqa: E402
 from distgan.experiments.classification import TrainingSet, run_classification_trial  # noqa: E402
 from distgan.experiments.spaces import SPACES  # noqa: E402
 from distgan.experiments.sweep import run_sweep  # noqa: E402
-from distgan.experiments.trial import sweep_launch, trial_dir, trial_name  # noqa: E402
+from distgan.experiments.trial import trial_dir, trial_name  # noqa: E402
 from distgan.recipes import RECIPES  # noqa: E402
 from distgan.runtime.atomic import write_json_atomic  # noqa: E402
 from distgan.train.launch import Launch, run_data_parallel  # noqa: E402
+from distgan.train.placement import sweep_launch  # noqa: E402
 
 ONE_AT_A_TIME = ("--workers-per-trial", "1", "--cpus-per-worker", "1", "--max-concurrent-trials", "1")
 RECIPE_FLAGS = {name: ("--recipe", name) for name in RECIPES}  # how tune/sweep.py picks each recipe

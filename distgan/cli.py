@@ -83,12 +83,11 @@ def mix_stage(args) -> dict:
 
 def train_gan_stage(args) -> dict:
     """Train the conditional GAN on real shards; write the generator checkpoint."""
-    from distgan.experiments.workers import gan_worker
+    from distgan.experiments.workers import GanJob, gan_worker
 
     cfg = apply_flags(GanConfig(), args, "gan.")
     engine_cfg = apply_flags(EngineConfig(), args, "engine.")
-    job = {"gan": cfg, "engine": engine_cfg, "train_dir": str(args.data), "out_dir": str(args.out), "progress": True}
-    gan_worker(job)
+    gan_worker(GanJob(gan=cfg, engine=engine_cfg, train_dir=args.data, out_dir=args.out))
     if distributed.rank() != 0:  # rank 0 wrote the generator
         return {}
     return {"generator": str(args.out / "generator.pt"), "sha256": sha256_of(args.out / "generator.pt")}
@@ -121,14 +120,18 @@ def train_classifier_stage(args) -> dict:
     """Train a classifier on shards and test it on real test shards; writes scores.json and model.pt.
 
     With --engine.checkpoint-every-steps N it checkpoints to OUT/checkpoints and resumes from there."""
-    from distgan.experiments.workers import classifier_worker, read_scores
+    from distgan.experiments.workers import ClassifierJob, classifier_worker, read_scores
 
     cfg = apply_flags(ClassifierConfig(), args, "classifier.")
     engine_cfg = apply_flags(EngineConfig(), args, "engine.")
     if is_real(args.train) and is_real(args.test):
         refuse_shared_images(args.train, args.test)
-    job = {"classifier": cfg, "train_dir": str(args.train), "test_dir": str(args.test), "out_dir": str(args.out)}
-    classifier_worker(job | {"save_model": True, "engine": engine_cfg, "on_bad_sample": args.on_bad_sample})
+    classifier_worker(
+        ClassifierJob(
+            classifier=cfg, engine=engine_cfg, train_dir=args.train, test_dir=args.test, out_dir=args.out,
+            save_model=True, on_bad_sample=args.on_bad_sample,
+        )
+    )  # fmt: skip
     if distributed.rank() != 0:  # rank 0 wrote the scores
         return {}
     scores = read_scores(args.out)

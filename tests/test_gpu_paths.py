@@ -66,7 +66,7 @@ def torchrun(*args: str, timeout: int, **env: str) -> subprocess.CompletedProces
 @pytest.fixture
 def fake_gpus(monkeypatch):
     """A node with `count` CUDA devices (this machine has none), outside Ray Train."""
-    monkeypatch.delenv(launch.UNDER_RAY_TRAIN_ENV, raising=False)
+    monkeypatch.setattr(distributed, "_placed_device", None)
 
     def have(count: int) -> None:
         monkeypatch.setattr(torch.cuda, "is_available", lambda: count > 0)

@@ -6,9 +6,8 @@ import torch
 
 from distgan.config import SweepConfig
 from distgan.errors import DistganError
-from distgan.experiments.sweep import fitting_concurrency
-from distgan.experiments.trial import sweep_launch, trial_resources
 from distgan.train.launch import Launch, run_data_parallel
+from distgan.train.placement import fitting_concurrency, sweep_launch, trial_resources
 
 ONE_WORKER = {"workers_per_trial": 1, "cpus_per_worker": 1.0}
 

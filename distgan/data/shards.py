@@ -9,12 +9,12 @@ A directory appears whole or not at all: it is written under a temporary name an
 
 import io
 import logging
-import tarfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from webdataset.tariterators import group_by_keys, tar_file_expander
 
 from distgan.data.manifest import MANIFEST_NAME, image_extension, read_manifest
 from distgan.data.sources import ImageSplit
@@ -137,35 +137,40 @@ def usable_shards(shard_dir: Path, manifest: dict, *, verify: bool, bad: BadSamp
 
 
 def iterate_tar(path: Path):
-    """(key, {ext: bytes}) per sample of a WebDataset tar, in order; refuses member paths that escape.
+    """(key, {ext: bytes}) per sample of a WebDataset tar, in order, read by webdataset's tar iterator
+    (`tar_file_expander` → `group_by_keys`); refuses member paths that escape.
 
     A truncated or corrupt archive raises DataError("<path>: unreadable tar ...") naming the last key read.
     """
-    key, entries = None, {}
+    errors, escaping = [], []
+
+    def stop(exn: Exception) -> bool:  # webdataset's handler protocol: False ends the iteration
+        errors.append(exn)
+        return False
+
+    def check(name: str) -> bool:  # webdataset's select_files hook: sees every regular member's name
+        if name.startswith("/") or ".." in Path(name).parts:
+            escaping.append(name)
+        return True
+
+    key = None
     try:
-        with tarfile.open(path) as tar:
-            for member in tar:
-                name = member.name
-                if name.startswith("/") or ".." in Path(name).parts:
-                    raise DataError(f"{path}: member {name!r} escapes the shard (absolute path or '..')")
-                if not member.isreg():
-                    continue
-                base, _, ext = name.partition(".") if "/" not in name else _split_nested(name)
-                if base != key and key is not None:
-                    yield key, entries
-                    entries = {}
-                key = base
-                entries[ext] = tar.extractfile(member).read()
-    except (tarfile.TarError, OSError, EOFError) as err:
+        with open(path, "rb") as stream:
+            files = tar_file_expander([{"url": str(path), "stream": stream}], handler=stop, select_files=check)
+            for sample in group_by_keys(files, handler=stop):
+                if escaping:
+                    break
+                if errors:  # webdataset hands on the sample an error cut short: incomplete, not yielded
+                    break
+                key = sample["__key__"]
+                yield key, {ext: data for ext, data in sample.items() if not ext.startswith("__")}
+    except OSError as err:
         raise DataError(f"{path}: unreadable tar after key {key} ({type(err).__name__}: {err})") from None
-    if key is not None:
-        yield key, entries
-
-
-def _split_nested(name: str) -> tuple[str, str, str]:
-    slash = name.rfind("/") + 1
-    base, dot, ext = name[slash:].partition(".")
-    return name[:slash] + base, dot, ext
+    if escaping:
+        raise DataError(f"{path}: member {escaping[0]!r} escapes the shard (absolute path or '..')")
+    if errors:
+        message = str(errors[0].args[0]).partition(" @ ")[0] if errors[0].args else ""  # webdataset adds " @ file"
+        raise DataError(f"{path}: unreadable tar after key {key} ({type(errors[0]).__name__}: {message})")
 
 
 def decode_sample(entries: dict, path: Path, key: str, ext: str, shape_HWC, bad: BadSamples):

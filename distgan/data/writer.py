@@ -5,7 +5,9 @@ Each sample `{key}` is three tar members:
     {key}.cls                the class index as ASCII (what webdataset readers expect)
     {key}.lbl                the class index as a 4-byte little-endian int32 (DALI cannot parse `.cls`)
 Beside each `shard-NNNNNN.tar` lies `shard-NNNNNN.idx`, the index DALI's `wds2idx` writes (sample → member
-offsets), so neither DALI nor the fallback loader scans a tar at start-up.
+offsets), so neither DALI nor the fallback loader scans a tar at start-up. The tars are written by
+webdataset's `TarWriter`; the sink here cuts them into shards (webdataset's `ShardWriter` checks its byte limit
+after a sample, on member data only, so a shard could pass `max_bytes_per_shard`) and writes index and digests.
 
 Keys are stable: the sample's position in its source (`{index:08d}`), so the same source, options and
 limits give byte-identical shards. Encoding runs in a process pool in chunks (`num_workers`); the tar
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import webdataset as wds
 from PIL import Image
 
 from distgan.data.manifest import FORMAT_VERSION, IMAGE_EXTENSIONS, MANIFEST_NAME, read_manifest
@@ -99,12 +102,6 @@ def encoded_chunks(tasks: list, encode, num_workers: int) -> Iterator[list[bytes
         yield from pool.map(encode, tasks)
 
 
-def _member(name: str, data: bytes) -> tuple[tarfile.TarInfo, io.BytesIO]:
-    info = tarfile.TarInfo(name)
-    info.size, info.mtime, info.mode, info.uname, info.gname = len(data), 0, 0o444, "", ""  # byte-stable
-    return info, io.BytesIO(data)
-
-
 def _tar_bytes(sizes: Iterable[int]) -> int:
     return sum(_TAR_BLOCK + -(-size // _TAR_BLOCK) * _TAR_BLOCK for size in sizes)
 
@@ -146,13 +143,13 @@ class _ShardSink:
         self.ext = IMAGE_EXTENSIONS[options.image_format]
         self.shards: list[dict] = []
         self.class_counts = np.zeros(num_classes, np.int64)
-        self.tar, self.num_in_shard, self.bytes_in_shard = None, 0, 0
+        self.tar, self.file, self.num_in_shard, self.bytes_in_shard = None, None, 0, 0
 
     def add(self, key: str, image_bytes: bytes, label: int) -> None:
-        members = [
-            (f"{key}.{self.ext}", image_bytes),
-            (f"{key}.cls", str(label).encode()),
-            (f"{key}.{LABEL_INT32_EXT}", np.int32(label).astype("<i4").tobytes()),
+        members = [  # (extension, bytes)
+            (self.ext, image_bytes),
+            ("cls", str(label).encode()),
+            (LABEL_INT32_EXT, np.int32(label).astype("<i4").tobytes()),
         ]
         size = _tar_bytes(len(data) for _, data in members)
         full = self.num_in_shard >= self.options.max_samples_per_shard
@@ -160,16 +157,23 @@ class _ShardSink:
             self._close()
         if self.tar is None:
             name = f"shard-{len(self.shards):06d}.tar"
-            self.tar = tarfile.open(self.directory / name, "w", format=tarfile.USTAR_FORMAT)
+            # A file object, not a path: TarWriter gives a path to gopen, which reads "x:..." as a URL scheme.
+            self.file = open(self.directory / name, "wb")  # noqa: SIM115 (closed in _close)
+            # Byte-stable: mtime 0, no owner names, mode 0444 in every header (USTAR, TarWriter's default).
+            self.tar = wds.TarWriter(self.file, user="", group="", mode=0o444, mtime=0)
             self.shards.append({"name": name, "first_key": key})
-        for name, data in members:
-            self.tar.addfile(*_member(name, data))
+        # One write per member: TarWriter sorts a sample's entries by extension (cls, lbl, png); written one
+        # by one they keep the image-first order of the shards written before it did the writing, so the same
+        # source still gives the same bytes and manifest digest (trained GANs and statistics are cached by it).
+        for ext, data in members:
+            self.tar.write({"__key__": key, ext: data})
         self.num_in_shard += 1
         self.bytes_in_shard += size
         self.class_counts[label] += 1
 
     def _close(self) -> None:
         self.tar.close()
+        self.file.close()
         shard = self.shards[-1]
         path = self.directory / shard["name"]
         index = write_index(path)

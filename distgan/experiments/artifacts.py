@@ -14,7 +14,7 @@ from distgan.data.mixtures import write_mixture
 from distgan.data.overlap import refuse_shared_images
 from distgan.data.shards import read_shards, write_shards
 from distgan.data.sources import ImageSplit, load_split
-from distgan.experiments.workers import classifier_worker, gan_worker, read_scores
+from distgan.experiments.workers import ClassifierJob, GanJob, classifier_worker, gan_worker, read_scores
 from distgan.metrics.fid import frechet_distance
 from distgan.metrics.inception_score import inception_score
 from distgan.metrics.quality import extract, save_reference_stats
@@ -76,17 +76,6 @@ def prepare_real_shards(cfg: SweepConfig) -> tuple[Path, Path]:
     return paths[0], paths[1]
 
 
-def gan_job(gan: GanConfig, cfg: SweepConfig, real_train_dir: Path, out_dir: Path) -> dict:
-    """The config of a `gan_worker` job: train `gan` on the real shards, write generator.pt to out_dir."""
-    return {
-        "gan": gan,
-        "engine": cfg.engine,
-        "train_dir": str(real_train_dir),
-        "out_dir": str(out_dir),
-        "progress": True,
-    }
-
-
 def prepare_generator(
     cfg: SweepConfig, real_train_dir: Path, launch: Launch, gan: GanConfig | None = None
 ) -> Generator:
@@ -95,7 +84,8 @@ def prepare_generator(
     out = cache_root(cfg) / f"gan-{digest(gan, manifest_digest(real_train_dir))}"
 
     def build(tmp: Path) -> None:
-        run_data_parallel(gan_worker, gan_job(gan, cfg, real_train_dir, tmp), launch=launch, name=f"gan-{out.name}")
+        job = GanJob(gan=gan, engine=cfg.engine, train_dir=real_train_dir, out_dir=tmp)
+        run_data_parallel(gan_worker, job, launch=launch, name=f"gan-{out.name}")
         write_json_atomic(tmp / "meta.json", {"gan": to_dict(gan), "real_manifest": manifest_digest(real_train_dir)})
 
     _announce(build_cached_dir(out, build), "generator", out)
@@ -108,16 +98,16 @@ def prepare_extractor(cfg: SweepConfig, real_train_dir: Path, real_test_dir: Pat
     out = cache_root(cfg) / f"extractor-{digest(extractor_cfg, manifest_digest(real_train_dir))}"
 
     def build(tmp: Path) -> None:
-        config = {
-            "classifier": extractor_cfg,
-            "train_dir": str(real_train_dir),
-            "test_dir": str(real_test_dir),
-            "out_dir": str(tmp),
-            "save_model": True,
-            "engine": cfg.engine,
-            "on_bad_sample": cfg.data.on_bad_sample,
-        }
-        run_data_parallel(classifier_worker, config, launch=launch, name=f"extractor-{out.name}")
+        job = ClassifierJob(
+            classifier=extractor_cfg,
+            engine=cfg.engine,
+            train_dir=real_train_dir,
+            test_dir=real_test_dir,
+            out_dir=tmp,
+            save_model=True,
+            on_bad_sample=cfg.data.on_bad_sample,
+        )
+        run_data_parallel(classifier_worker, job, launch=launch, name=f"extractor-{out.name}")
 
     _announce(build_cached_dir(out, build), "domain feature extractor", out)
     return out / "model.pt"

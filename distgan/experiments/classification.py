@@ -23,7 +23,7 @@ from distgan.config import SweepConfig, to_dict
 from distgan.data.manifest import manifest_digest, read_manifest
 from distgan.data.shards import read_shards
 from distgan.experiments.artifacts import Generator, SweepArtifacts, prepare_mixture, prepare_synthetic_shards
-from distgan.experiments.workers import classifier_worker, read_scores
+from distgan.experiments.workers import ClassifierJob, classifier_worker, read_scores
 from distgan.metrics.quality import load_reference_stats, sample_quality
 from distgan.runtime.atomic import write_json_atomic
 from distgan.runtime.hashing import sha256_of
@@ -67,15 +67,14 @@ def classifier_scores(
     cfg: SweepConfig, train_dir: Path, artifacts: SweepArtifacts, trial_dir: Path, launch: Launch
 ) -> dict:
     """Train cfg.classifier on train_dir as a data-parallel job and test it on the real test split."""
-    job = {
-        "classifier": cfg.classifier,
-        "train_dir": str(train_dir),
-        "test_dir": str(artifacts.real_test_dir),
-        "out_dir": str(trial_dir),
-        "save_model": False,
-        "engine": cfg.engine,
-        "on_bad_sample": cfg.data.on_bad_sample,
-    }
+    job = ClassifierJob(
+        classifier=cfg.classifier,
+        engine=cfg.engine,
+        train_dir=train_dir,
+        test_dir=artifacts.real_test_dir,
+        out_dir=trial_dir,
+        on_bad_sample=cfg.data.on_bad_sample,
+    )
     run_data_parallel(classifier_worker, job, launch=launch, name=f"classifier-{trial_dir.name}")
     scores = read_scores(trial_dir)
     if scores["resumed_from_step"] is not None:  # e.g. a retry of a trial whose worker died

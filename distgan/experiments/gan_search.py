@@ -15,7 +15,7 @@ from pathlib import Path
 from ray import tune
 
 from distgan.config import GanConfig, SweepConfig
-from distgan.experiments.artifacts import Generator, SweepArtifacts, gan_job, prepare_synthetic_shards
+from distgan.experiments.artifacts import Generator, SweepArtifacts, prepare_synthetic_shards
 from distgan.experiments.classification import (
     TrainingSet,
     classifier_scores,
@@ -23,7 +23,7 @@ from distgan.experiments.classification import (
     result_record,
     synthetic_quality,
 )
-from distgan.experiments.workers import gan_worker
+from distgan.experiments.workers import GanJob, gan_worker
 from distgan.runtime.atomic import write_json_atomic
 from distgan.schema import RESULT_NAME
 from distgan.train.launch import Launch, run_data_parallel
@@ -52,11 +52,12 @@ def run_gan_search_trial(
     ends = rung_ends(gan.iterations, cfg.rungs)
     # Checkpoints at every rung boundary (and the user's cadence if finer): a retry loses at most a segment.
     every = min(filter(None, (ends[0], cfg.engine.checkpoint_every_steps)))
-    segment_cfg = replace(cfg, engine=replace(cfg.engine, checkpoint_every_steps=every))
+    engine = replace(cfg.engine, checkpoint_every_steps=every)
     training = TrainingSet(experiment="gan", truncation=cfg.sample.truncation)
     for end in ends:
         if trained_iterations(gan_dir) < end:
-            job = gan_job(replace(gan, iterations=end), segment_cfg, artifacts.real_train_dir, gan_dir)
+            segment = replace(gan, iterations=end)
+            job = GanJob(gan=segment, engine=engine, train_dir=artifacts.real_train_dir, out_dir=gan_dir)
             run_data_parallel(gan_worker, job, launch=launch, name=f"gan-{trial_dir.name}-{end}")
         generator = Generator.at(gan_dir / "generator.pt", gan)
         synthetic_dir = prepare_synthetic_shards(

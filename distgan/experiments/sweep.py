@@ -15,15 +15,10 @@ from distgan.analysis.report import build_report
 from distgan.config import SweepConfig, to_dict
 from distgan.errors import DistganError
 from distgan.experiments.artifacts import prepare_real_shards, prepare_sweep
-from distgan.experiments.trial import (
-    jobs_in_trial,
-    run_trial,
-    sweep_launch,
-    trial_name,
-    trial_resources,
-)
+from distgan.experiments.trial import run_trial, trial_name
 from distgan.runtime.atomic import write_json_atomic
 from distgan.schema import EXPERIMENTS
+from distgan.train.placement import fitting_concurrency, sweep_launch, trial_resources
 
 log = logging.getLogger("distgan")
 
@@ -51,29 +46,6 @@ class SweepSpace:
 class SweepOutcome:
     report_path: Path
     wall_time_sec: float
-
-
-def fitting_concurrency(cfg: SweepConfig, cluster: dict) -> int:
-    """How many trials can run at once with all their workers placed.
-
-    A trial holds its driver's CPU while its TorchTrainer asks for the workers' resources; with more
-    trials than fit, every driver waits on workers that never start (a deadlock, not a queue). A trial
-    that runs its one worker itself needs only that worker's resources.
-    """
-    own = trial_resources(cfg)
-    workers = 0 if jobs_in_trial(cfg) else cfg.workers_per_trial
-    per_trial_cpus = own["cpu"] + workers * cfg.cpus_per_worker
-    fitting = int(cluster.get("CPU", 0) // per_trial_cpus)
-    per_trial_gpus = own["gpu"] + workers * cfg.gpus_per_worker
-    if cfg.use_gpu:
-        fitting = min(fitting, int(cluster.get("GPU", 0) // per_trial_gpus))
-    if fitting < 1:
-        raise DistganError(
-            f"a trial needs {per_trial_cpus:g} CPUs ({cfg.workers_per_trial} workers × {cfg.cpus_per_worker:g}"
-            f"{'' if jobs_in_trial(cfg) else ' + its driver'}){f' and {per_trial_gpus:g} GPUs' if cfg.use_gpu else ''}"
-            f"; the Ray cluster has {cluster}"
-        )
-    return fitting
 
 
 def tune_dir(cfg: SweepConfig) -> Path:

@@ -19,10 +19,9 @@ from distgan.experiments.gan_search import run_gan_search_trial
 from distgan.flags import with_overrides
 from distgan.runtime.atomic import write_text_atomic
 from distgan.schema import RESULT_NAME
-from distgan.train.launch import Launch
+from distgan.train.placement import sweep_launch
 
 KEY_NAME = ".trial-key"  # digest of what determines a trial's outputs; a stale directory is cleared
-TRIAL_DRIVER_CPUS = 1.0  # Ray Tune's default reservation for a function trainable
 
 
 def trial_name(experiment: str, params: dict, trial_id: str) -> str:
@@ -40,43 +39,6 @@ def trial_name(experiment: str, params: dict, trial_id: str) -> str:
 
 def trial_dir(cfg: SweepConfig, name: str) -> Path:
     return cfg.out_dir / "trials" / name
-
-
-def sweep_launch(cfg: SweepConfig, *, in_tune_trial: bool) -> Launch:
-    """How the sweep's data-parallel jobs run: its workers, resources and Ray Train storage. Jobs of one worker
-    run in the process that wants them: a trial's own (`jobs_in_trial`), or the driver's for the shared
-    artifacts of a sweep on this machine's CPUs (`jobs_in_driver`)."""
-    return Launch(
-        workers=cfg.workers_per_trial,
-        cpus_per_worker=cfg.cpus_per_worker,
-        gpus_per_worker=cfg.gpus_per_worker,
-        storage_dir=cfg.out_dir / "ray" / "train",
-        in_tune_trial=in_tune_trial,
-        in_process=jobs_in_trial(cfg) if in_tune_trial else jobs_in_driver(cfg),
-    )
-
-
-def jobs_in_trial(cfg: SweepConfig) -> bool:
-    """Whether a trial runs its data-parallel jobs itself: with one worker there is nothing to all-reduce, and a
-    Ray Train worker group of one costs a controller and a worker process per job (about 10 s from Tuner.fit()
-    to the first step, against 3 s: benchmarks/bench_sweep_overhead.py). The trial then holds the worker's
-    resources (`trial_resources`)."""
-    return cfg.workers_per_trial == 1
-
-
-def jobs_in_driver(cfg: SweepConfig) -> bool:
-    """Whether the driver runs the shared artifacts' one-worker jobs itself (before any trial starts, so it takes
-    no trial's CPUs): only on a Ray instance of this machine without GPUs. On a cluster (`--address`) Ray Train
-    places them where the resources are, and with GPUs the driver would keep a CUDA context for the whole sweep."""
-    return jobs_in_trial(cfg) and cfg.address is None and not cfg.use_gpu
-
-
-def trial_resources(cfg: SweepConfig) -> dict:
-    """What a trial's own process reserves: the worker's CPUs and GPUs when it runs its jobs itself, else
-    Tune's default of one CPU for a driver that waits on its TorchTrainer jobs' workers."""
-    if jobs_in_trial(cfg):
-        return {"cpu": cfg.cpus_per_worker, "gpu": cfg.gpus_per_worker}
-    return {"cpu": TRIAL_DRIVER_CPUS, "gpu": 0}
 
 
 def _claim(directory: Path, key: str) -> None:

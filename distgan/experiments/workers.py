@@ -1,15 +1,17 @@
 """Per-worker functions of the sweep's data-parallel jobs (run on every rank by `train.launch`).
 
-Each takes one dict of configs and absolute paths, reads its data from shards, and lets rank 0
-write the outputs (atomically) to the paths it was given.
+Each takes one typed job (`GanJob`, `ClassifierJob`: configs and absolute paths), reads its data from shards,
+and lets rank 0 write the outputs (atomically) to the paths it was given.
 """
 
 import json
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
+from distgan.config import ClassifierConfig, EngineConfig, GanConfig
 from distgan.data.shards import BadSamples, read_shards
 from distgan.profiling import StepTimer, UtilisationSampler, summarise, write_json
 from distgan.runtime import distributed
@@ -24,33 +26,56 @@ REPORTS_PER_JOB = 3  # progress reports of a classifier job besides its final sc
 PROFILE_INTERVAL_S = 1.0  # utilisation samples of a classifier job (the sampler costs < 0.1 % of a core)
 
 
-def gan_worker(config: dict) -> None:
+@dataclass(frozen=True, kw_only=True)
+class GanJob:
+    """Train `gan` on the real shards in train_dir; write generator.pt and training.json to out_dir."""
+
+    gan: GanConfig
+    engine: EngineConfig
+    train_dir: Path  # real training shards
+    out_dir: Path  # outputs (and checkpoints/, when the engine checkpoints)
+    progress: bool = True  # a progress bar on rank 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClassifierJob:
+    """Train `classifier` on train_dir, test it on test_dir; write scores.json (and model.pt) to out_dir."""
+
+    classifier: ClassifierConfig
+    engine: EngineConfig
+    train_dir: Path  # training shards (real, synthetic or a mixture)
+    test_dir: Path  # the real test split's shards
+    out_dir: Path  # outputs (and checkpoints/, when the engine checkpoints)
+    save_model: bool = False  # also model.pt (the domain feature extractor, `distgan train-classifier`)
+    on_bad_sample: str = "error"  # "skip": damaged samples are left out and counted
+
+
+def gan_worker(job: GanJob) -> None:
     """Train the conditional GAN on real shards; rank 0 saves generator.pt and training.json."""
-    real = read_shards(Path(config["train_dir"]))
-    engine_cfg = config["engine"]
-    checkpoint_dir = Path(config["out_dir"]) / "checkpoints" if engine_cfg.checkpoint_every_steps else None
+    real = read_shards(job.train_dir)
+    checkpoint_dir = job.out_dir / "checkpoints" if job.engine.checkpoint_every_steps else None
     generator, info = train_gan(
-        config["gan"], real, engine_cfg=engine_cfg, checkpoint_dir=checkpoint_dir, progress=config["progress"]
+        job.gan, real, engine_cfg=job.engine, checkpoint_dir=checkpoint_dir, progress=job.progress
     )
     if distributed.rank() == 0:
-        out_dir = Path(config["out_dir"])
+        out_dir = job.out_dir
         out_dir.mkdir(parents=True, exist_ok=True)
         _, height, _, channels = real.images_NHWC.shape
-        save_generator(out_dir / "generator.pt", generator, config["gan"], image_size=height, channels=channels)
+        save_generator(out_dir / "generator.pt", generator, job.gan, image_size=height, channels=channels)
         write_json_atomic(out_dir / "training.json", info)
     report({"num_d_steps": info["num_d_steps"], "num_g_steps": info["num_g_steps"]})
 
 
-def classifier_worker(config: dict) -> None:
+def classifier_worker(job: ClassifierJob) -> None:
     """Train on `train_dir`, test on `test_dir`; rank 0 writes scores.json (and model.pt if asked).
 
     Each split is decoded into memory or streamed from its shards as `--classifier.loader` says
     (train/batches.open_split: "auto" streams a split whose decoded size passes the memory cap).
     """
-    cfg = config["classifier"]
-    bad = BadSamples(config["on_bad_sample"])  # "skip": damaged samples are left out and counted
-    train = open_split(Path(config["train_dir"]), cfg, bad=bad)
-    test = open_split(Path(config["test_dir"]), cfg, bad=bad)
+    cfg = job.classifier
+    bad = BadSamples(job.on_bad_sample)
+    train = open_split(job.train_dir, cfg, bad=bad)
+    test = open_split(job.test_dir, cfg, bad=bad)
     (num_train_samples, channels, train_classes), (_, _, test_classes) = split_info(train), split_info(test)
     if train_classes != test_classes:
         raise ValueError(f"train and test shards disagree on classes: {train_classes} vs {test_classes}")
@@ -60,8 +85,7 @@ def classifier_worker(config: dict) -> None:
         if (epoch + 1) % max(1, cfg.epochs // REPORTS_PER_JOB) == 0:
             report(metrics)
 
-    engine_cfg = config["engine"]
-    out_dir = Path(config["out_dir"])
+    engine_cfg, out_dir = job.engine, job.out_dir
     checkpoint_dir = out_dir / "checkpoints" if engine_cfg.checkpoint_every_steps else None
     resumed_from_step = latest_checkpoint_step(checkpoint_dir)  # what train_classifier restores, if any
     timer = StepTimer(distributed.select_device())
@@ -78,7 +102,7 @@ def classifier_worker(config: dict) -> None:
     scores = evaluate_classifier(model, test)
     if distributed.rank() == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
-        if config["save_model"]:
+        if job.save_model:
             save_classifier(
                 out_dir / "model.pt", model, arch=cfg.arch, in_channels=channels, num_classes=len(test_classes)
             )

@@ -1,7 +1,7 @@
 """Run a per-worker function as a data-parallel job: Ray Train's TorchTrainer (sweeps, clusters), or
 in this process as a world of size 1. The only module that imports Ray Train.
 
-Worker functions take one dict and run on every rank after the process group exists (gloo on
+Worker functions take one job object and run on every rank after the process group exists (gloo on
 CPUs, NCCL on GPUs: `distributed.collective_backend`); they report per-epoch metrics through `report`.
 """
 
@@ -10,13 +10,14 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from distgan.errors import ConfigError
 from distgan.runtime import distributed
 
-WorkerFn = Callable[[dict], None]
+WorkerFn = Callable[[Any], None]  # called with the job (experiments.workers.GanJob, ClassifierJob)
 
 
 @dataclass(kw_only=True)
@@ -47,27 +48,22 @@ def check_gpus_per_worker(workers: int, gpus_per_worker: float) -> None:
 # Ray Train's controller polls its workers this often (default 2 s); a worker's report waits for the poll that
 # takes the previous one, and a job's end is seen at the next poll: ~1 s per report and per job at the default.
 CONTROLLER_POLL_INTERVAL_S = "0.1"
-UNDER_RAY_TRAIN_ENV = "DISTGAN_UNDER_RAY_TRAIN"  # "1" in a Ray Train worker of `run_data_parallel`
-_forward_to_tune = False  # set while an in-process job runs inside a Ray Tune trial that wants its reports
+# Where a worker's reports go, said once by whoever runs it: `ray.train.report` in a Ray Train worker (Tune sees
+# them through TuneReportCallback), `tune.report` for a job in its Tune trial's process, else nowhere.
+_report_to: Callable[[dict], None] | None = None
 
 
 def report(metrics: dict) -> None:
-    """Report metrics from a worker: to Ray Train (and Tune above it) under Ray Train, to the Tune trial an
-    in-process job runs in, else a no-op."""
-    if os.environ.get(UNDER_RAY_TRAIN_ENV) == "1":
-        import ray.train
-
-        ray.train.report(metrics)
-    elif _forward_to_tune:
-        from ray import tune
-
-        tune.report(metrics)
+    """Report metrics from a worker to where its runner said (a no-op outside Ray)."""
+    if _report_to is not None:
+        _report_to(metrics)
 
 
 def _under_ray_train(loop_config: dict) -> None:
+    global _report_to
     import ray.train.torch
 
-    os.environ[UNDER_RAY_TRAIN_ENV] = "1"
+    _report_to = ray.train.report
     distributed.place_devices_by(ray.train.torch.get_device)  # the GPU Ray assigned (CUDA_VISIBLE_DEVICES), or CPU
     # Ray leaves torch at one thread per core for fractional-CPU workers; two such workers on two
     # cores then oversubscribe them (measured 3× slower per epoch). Use what the worker reserved.
@@ -75,7 +71,7 @@ def _under_ray_train(loop_config: dict) -> None:
     loop_config["fn"](loop_config["config"])
 
 
-def run_data_parallel(fn: WorkerFn, config: dict, *, launch: Launch, name: str) -> None:
+def run_data_parallel(fn: WorkerFn, config: Any, *, launch: Launch, name: str) -> None:
     """Run fn(config) on `launch.workers` Ray Train workers (or here: launch.in_process); raises if any fails."""
     if launch.in_process:
         _run_here(fn, config, launch)
@@ -103,16 +99,19 @@ def run_data_parallel(fn: WorkerFn, config: dict, *, launch: Launch, name: str) 
     trainer.fit()
 
 
-def _run_here(fn: WorkerFn, config: dict, launch: Launch) -> None:
+def _run_here(fn: WorkerFn, config: Any, launch: Launch) -> None:
     """The one worker in this process: no process group; reports go to the enclosing Tune trial if wanted."""
-    global _forward_to_tune
+    global _report_to
     if launch.workers != 1:
         raise ValueError(f"an in-process job has one worker, not {launch.workers}")
     threads = torch.get_num_threads()  # the caller's own, e.g. a driver that goes on to extract features
     torch.set_num_threads(max(1, math.floor(launch.cpus_per_worker)))
-    _forward_to_tune = launch.in_tune_trial
+    if launch.in_tune_trial:
+        from ray import tune
+
+        _report_to = tune.report
     try:
         fn(config)
     finally:
-        _forward_to_tune = False
+        _report_to = None
         torch.set_num_threads(threads)
