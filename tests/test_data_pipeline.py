@@ -1,19 +1,22 @@
-"""Data pipeline: shard writer (formats, limits, parallel, index files), distributed order, loaders
-(DALI vs webdataset+PIL), mixtures, bad data, image-folder sharding."""
+"""Data pipeline: shard writer (formats, limits, parallel, index files, webdataset's TarWriter), distributed
+order (webdataset's worker split), loaders (DALI vs the webdataset+PIL fallback), mixtures, bad data,
+image-folder sharding."""
 
 import hashlib
 import importlib.util
 import io
+import itertools
 import json
 import tarfile
 
 import numpy as np
 import pytest
 import torch
+import webdataset as wds
 from PIL import Image
 
 from distgan.data.imagefolder import write_image_folder_shards
-from distgan.data.loader import make_loader
+from distgan.data.loader import PilLoader, ShardSamples, make_loader
 from distgan.data.manifest import read_manifest
 from distgan.data.mixtures import class_quotas, write_mixture
 from distgan.data.order import rank_indices
@@ -77,6 +80,19 @@ def test_int32_label_entry_and_stable_keys(png_dir, split):
     assert np.frombuffer(lbl, "<i4").tolist() == [split.labels_N[0]]
 
 
+def test_tarwriter_shards_equal_the_plain_tarfile_ones(png_dir):
+    # webdataset's TarWriter writes the shards; the same members written by tarfile with the header fields
+    # of the writer before it (mtime 0, mode 0444, no owner) give the same bytes, so digests did not change.
+    shard = png_dir / "shard-000001.tar"
+    buffer = io.BytesIO()
+    with tarfile.open(shard) as src, tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as out:
+        for member in src:
+            info = tarfile.TarInfo(member.name)
+            info.size, info.mtime, info.mode, info.uname, info.gname = member.size, 0, 0o444, "", ""
+            out.addfile(info, src.extractfile(member))
+    assert buffer.getvalue() == shard.read_bytes()
+
+
 def test_jpeg_and_byte_limit(tmp_path, split):
     options = ShardOptions(image_format="jpeg", jpeg_quality=90, max_samples_per_shard=1000, max_bytes_per_shard=40_000)
     manifest = write_array_shards(split, tmp_path / "jpg", options=options, provenance={})
@@ -122,6 +138,31 @@ def test_two_ranks_two_workers_see_each_sample_exactly_once(png_dir):
     assert set(padded.tolist()) == set(range(203)) and len(padded) == 204
 
 
+def test_webdataset_splits_the_batches_between_workers(png_dir, monkeypatch):
+    # The fallback is a webdataset pipeline: wds.split_by_worker hands worker w of W the batches w, w + W, ...
+    # of its rank's order (it reads the worker from WORKER / NUM_WORKERS here, from torch in a DataLoader).
+    seen = {}
+    for rank in range(2):
+        samples = ShardSamples(
+            png_dir, shards=read_manifest(png_dir)["shards"], train=True, image_size=None, padding=2, flip=True,
+            batch_size=16, rank=rank, world_size=2, seed=3, last="drop", shuffle=True,
+        )  # fmt: skip
+        assert isinstance(samples, wds.DataPipeline) and wds.split_by_worker in samples.pipeline
+        samples.position.copy_(torch.tensor([1, 0]))  # epoch 1 from its first batch
+        for worker in range(2):
+            monkeypatch.setenv("WORKER", str(worker))
+            monkeypatch.setenv("NUM_WORKERS", "2")
+            seen[rank, worker] = [batch["indices"] for batch in samples]
+        assert [len(seen[rank, w]) for w in range(2)] == [4, 3]  # 101 samples: 7 batches of 16 (the last of 5)
+        # Asked round robin, as a DataLoader asks its workers, they give the rank's exact order.
+        batches = [b for pair in itertools.zip_longest(seen[rank, 0], seen[rank, 1]) for b in pair if b is not None]
+        expected = rank_indices(203, epoch=1, seed=3, rank=rank, world_size=2, last="drop")
+        assert torch.cat(batches).tolist() == expected.tolist()
+    # 2 ranks × 2 workers: each sample once in the epoch (drop: the order's last one not at all).
+    indices = torch.cat([b for batches in seen.values() for b in batches]).tolist()
+    assert len(indices) == len(set(indices)) == 202
+
+
 def test_order_is_the_same_each_time_and_changes_per_epoch():
     first = rank_indices(97, epoch=4, seed=7, rank=0, world_size=1)
     assert np.array_equal(first, rank_indices(97, epoch=4, seed=7, rank=0, world_size=1))
@@ -132,19 +173,26 @@ def test_order_is_the_same_each_time_and_changes_per_epoch():
 # DALI and the fallback.
 
 
-@needs_dali
-def test_dali_and_pil_decode_identical_pixels(png_dir, split):
+@pytest.mark.parametrize("image_format", ["png", "jpeg"])
+def test_fallback_pixels_equal_pil_and_dali(tmp_path, split, png_dir, image_format):
+    shard_dir = png_dir
+    if image_format == "jpeg":
+        shard_dir = tmp_path / "jpeg"
+        options = ShardOptions(image_format="jpeg", jpeg_quality=90, max_samples_per_shard=50)
+        write_array_shards(split, shard_dir, options=options, provenance={})
+    reference = read_shards(shard_dir)  # PIL's decode of the members webdataset's tar iterator reads
+    if image_format == "png":
+        assert np.array_equal(reference.images_NHWC, split.images_NHWC)  # lossless: the written images
     batches = {}
-    for backend in ("dali", "pil"):
-        loader = make_loader(png_dir, batch_size=32, train=False, num_workers=1, backend=backend)
+    for backend in ["pil"] + (["dali"] if HAVE_DALI else []):
+        loader = make_loader(shard_dir, batch_size=32, train=False, num_workers=1, backend=backend)
+        assert isinstance(loader, PilLoader) == (backend == "pil")
         got = epoch_batches(loader)
-        batches[backend] = (torch.cat([b["images"] for b in got]), torch.cat([b["labels"] for b in got]))
-    # DALI normalises as (x − 127.5) / 127.5, the fallback as x / 127.5 − 1: equal to float32 rounding.
-    torch.testing.assert_close(batches["dali"][0], batches["pil"][0], rtol=0, atol=1e-6)
-    assert torch.equal(batches["dali"][1], batches["pil"][1])
-    for images in (batches["dali"][0], batches["pil"][0]):  # decoded pixels: identical, and the written ones
+        batches[backend] = images, labels = torch.cat([b["images"] for b in got]), torch.cat([b["labels"] for b in got])
         pixels = ((images + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
-        assert np.array_equal(pixels, split.images_NHWC)
+        assert np.array_equal(pixels, reference.images_NHWC) and np.array_equal(labels.numpy(), reference.labels_N)
+    if HAVE_DALI:  # DALI normalises as (x − 127.5) / 127.5, the fallback as x / 127.5 − 1: equal to float32 rounding
+        torch.testing.assert_close(batches["dali"][0], batches["pil"][0], rtol=0, atol=1e-6)
 
 
 def _hashes(images):

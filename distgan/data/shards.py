@@ -5,6 +5,7 @@ Layout of a shard directory:
     shard-000000.tar ...          samples {key}.png|jpg, {key}.cls (ASCII class), {key}.lbl (int32 class)
     shard-000000.idx ...          DALI wds2idx index of each tar (format_version ≥ 2; see writer.py)
 A directory appears whole or not at all: it is written under a temporary name and renamed.
+`read_shards` reads each tar in sequence through webdataset's tar iterator (`iterate_tar`).
 """
 
 import io
@@ -158,9 +159,7 @@ def iterate_tar(path: Path):
         with open(path, "rb") as stream:
             files = tar_file_expander([{"url": str(path), "stream": stream}], handler=stop, select_files=check)
             for sample in group_by_keys(files, handler=stop):
-                if escaping:
-                    break
-                if errors:  # webdataset hands on the sample an error cut short: incomplete, not yielded
+                if escaping or errors:  # after an error webdataset hands on the sample it cut short: not yielded
                     break
                 key = sample["__key__"]
                 yield key, {ext: data for ext, data in sample.items() if not ext.startswith("__")}

@@ -19,9 +19,11 @@ makes the fallback equal to the memory path's order and lets a resume skip to a 
 `rank_indices`, not `wds.split_by_node`, because that one reads the rank from the environment or the
 process group, while a loader is told its rank (and the split is of samples, not shards).
 Why members are read by offset and not through webdataset's tar iterator: parsing a one-sample tar cut out
-by the index costs ~150 µs per sample here, three times a 32×32 PNG decode; the `.idx` already holds what
-the tar headers say, and a seek and read takes ~3 µs. The sequential readers (`shards.iterate_tar`:
+by the index costs ~150 µs per sample here, two to three times a 32×32 PNG decode; the `.idx` already holds
+what the tar headers say, and a seek and read takes ~3 µs. The sequential readers (`shards.iterate_tar`:
 `read_shards`, the overlap check) do use webdataset's tar iterator.
+webdataset's worker split reads the worker from the WORKER and NUM_WORKERS variables when both are set,
+else from torch: leave them unset in a launcher's environment.
 """
 
 import io
@@ -129,16 +131,22 @@ class ShardSamples(wds.DataPipeline):
 
     def _load_batches(self, batches):
         for epoch, indices in batches:
-            loaded = [self.load(epoch, int(index)) for index in indices]
-            kept = [(sample, int(index)) for sample, index in zip(loaded, indices, strict=True) if not isinstance(sample, str)]
-            batch = {"skipped": [sample for sample in loaded if isinstance(sample, str)]}
-            if kept:
-                # uint8 through the worker → main process queue (4× less than float32); normalised per batch.
-                images_NHWC = np.stack([image for (image, _), _ in kept])
+            images, labels, kept, skipped = [], [], [], []
+            for index in indices.tolist():
+                loaded = self.load(epoch, index)
+                if isinstance(loaded, str):
+                    skipped.append(loaded)
+                    continue
+                images.append(loaded[0])
+                labels.append(loaded[1])
+                kept.append(index)
+            batch = {"skipped": skipped}
+            if kept:  # uint8 through the worker → main process queue (4× less than float32); normalised per batch
+                images_NCHW = np.ascontiguousarray(np.stack(images).transpose(0, 3, 1, 2))
                 batch |= {
-                    "images": torch.from_numpy(np.ascontiguousarray(images_NHWC.transpose(0, 3, 1, 2))),
-                    "labels": torch.tensor([label for (_, label), _ in kept], dtype=torch.int64),
-                    "indices": torch.tensor([index for _, index in kept], dtype=torch.int64),
+                    "images": torch.from_numpy(images_NCHW),
+                    "labels": torch.tensor(labels, dtype=torch.int64),
+                    "indices": torch.tensor(kept, dtype=torch.int64),
                 }
             yield batch
 
