@@ -17,7 +17,6 @@ Target: ≥ 1.5× images/s.
 import argparse
 import sys
 import time
-import types
 from pathlib import Path
 
 import numpy as np
@@ -31,24 +30,7 @@ from distgan.metrics.extractors import Extractor  # noqa: E402
 from distgan.metrics.feature_stats import FeatureStats  # noqa: E402
 from distgan.metrics.fid import frechet_distance  # noqa: E402
 from distgan.metrics.inception import FIDInceptionV3, load_inception  # noqa: E402
-from distgan.peers import import_isolated  # noqa: E402
-
-
-def _pytorch_fid_network(weights: Path) -> torch.nn.Module:
-    fidelity = import_isolated("torch_fidelity", "feature_extractor_inceptionv3", {})
-    torchvision = types.ModuleType("torchvision")
-    torchvision.__version__ = "0.21.0"
-    torchvision.models = types.SimpleNamespace(
-        inception=types.SimpleNamespace(
-            InceptionA=fidelity.InceptionA, InceptionC=fidelity.InceptionC, InceptionE=fidelity.InceptionE_1
-        ),
-        inception_v3=lambda **kwargs: fidelity.FeatureExtractorInceptionV3(
-            "inception-v3-compat", ["2048"], feature_extractor_weights_path=str(weights)
-        ),
-    )
-    pytorch_fid = import_isolated("pytorch_fid", "inception", {"torchvision": torchvision})
-    pytorch_fid.load_state_dict_from_url = lambda url, progress=True: torch.load(weights)
-    return pytorch_fid.InceptionV3([3]).eval()
+from distgan.peers import pytorch_fid_inception  # noqa: E402
 
 
 def _calibrated_weights(images_NHWC: np.ndarray, path: Path) -> Path:
@@ -77,7 +59,7 @@ def main() -> None:
     with np.load(REPO.parent / "shared" / "data" / "cifar10_lossless_subset-train.npz") as data:
         images = data["x"][: args.images]
     weights = _calibrated_weights(images, Path("/tmp") / "bench_extraction_inception.pth")
-    reference = _pytorch_fid_network(weights)
+    reference = pytorch_fid_inception(weights)
     model, digest = load_inception(weights)
     extractor = Extractor("inception", model, model.prepare, digest, "bilinear-299")
 

@@ -8,7 +8,7 @@ status is `ok`, `FAIL` (a check did not hold, or the part raised: the error is i
 the hardware it needs is absent). Exit status: 1 if a part FAILED, else 0; 3 without a GPU (one line, nothing run)
 and after a `--rehearse` run (its last line says it was a CPU rehearsal).
 
-Parts (and what each needs beyond torch with CUDA and numpy):
+Parts (their code: benchmarks/gpu_checks/, listed in registry.py; what each needs beyond torch with CUDA and numpy):
 1. NCCL in a world of 1: a CPU all_reduce is refused, `collective_device()` is the GPU, a DDP classifier step equals
    a plain one, `ClassificationCounts.all_reduce` and the extraction gather send CUDA tensors through NCCL.
 2. bf16 autocast (`autocast_dtype`) in two GAN iterations and a classifier epoch on the DDP engine (2a) and on
@@ -94,17 +94,17 @@ def _out_of_time(signum, frame):
     raise TimeoutError("ran past --part-timeout")
 
 
-def run_part(part, setup, parts, timeout_s: int):
+def run_part(part, setup, common, timeout_s: int):
     """One part, its failure or absence turned into its row. A part still running after `timeout_s` is interrupted
     (SIGALRM: between Python bytecodes, so not inside a hung C call) and fails; the others still run."""
-    row = parts.Row(part.name)
+    row = common.Row(part.name)
     start = time.perf_counter()
     signal.signal(signal.SIGALRM, _out_of_time)
     with isolated(setup.device):
         try:
             signal.alarm(timeout_s)
             part.run(setup, row)
-        except parts.NotHere as err:
+        except common.NotHere as err:
             row.status = "not here"
             row.note(str(err))
         except Exception as err:  # every other part still runs; the row carries the error
@@ -142,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
               "--rehearse runs the parts on the CPU")  # fmt: skip
         return NO_GPU_EXIT
     try:
-        import gpu_check_parts as parts
+        from gpu_checks import common
+        from gpu_checks.registry import PARTS
     except ImportError as err:  # numpy: distgan's modules import it everywhere
         print(f"gpu_check: cannot start: {err}")
         return 1
@@ -150,10 +151,10 @@ def main(argv: list[str] | None = None) -> int:
     selected = None if args.parts is None else {p.strip() for p in args.parts.split(",") if p.strip()}
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="gpu_check-") as work_dir:
-        setup = parts.make_setup(args, Path(work_dir))
+        setup = common.make_setup(args, Path(work_dir))
         print(f"[gpu_check] {setup.describe()}", file=sys.stderr, flush=True)
-        chosen = [p for p in parts.PARTS if selected is None or {p.key, p.key.rstrip("ab")} & selected]
-        rows = [run_part(part, setup, parts, args.part_timeout) for part in chosen]
+        chosen = [p for p in PARTS if selected is None or {p.key, p.key.rstrip("ab")} & selected]
+        rows = [run_part(part, setup, common, args.part_timeout) for part in chosen]
     wall_sec = time.perf_counter() - start
     print(f"\nGPU check: {setup.describe()}; {wall_sec:.0f} s\n")
     print(table(rows))

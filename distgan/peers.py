@@ -69,3 +69,33 @@ def import_isolated(package: str, submodule: str, fakes: dict) -> types.ModuleTy
     finally:
         restore_modules(saved)
     return module
+
+
+def torchvision_stand_in(weights: Path) -> types.ModuleType:
+    """A `torchvision` for pytorch-fid's inception.py where the real one does not import: torch-fidelity's
+    identically named blocks as torchvision's Inception blocks, and its network (loading `weights`) as
+    `inception_v3`, which pytorch-fid builds and then gives its FID blocks."""
+    fidelity = import_isolated("torch_fidelity", "feature_extractor_inceptionv3", {})
+    torchvision = types.ModuleType("torchvision")
+    torchvision.__version__ = "0.21.0"
+    torchvision.models = types.SimpleNamespace(
+        inception=types.SimpleNamespace(
+            InceptionA=fidelity.InceptionA, InceptionC=fidelity.InceptionC, InceptionE=fidelity.InceptionE_1
+        ),
+        inception_v3=lambda **kwargs: fidelity.FeatureExtractorInceptionV3(
+            "inception-v3-compat", ["2048"], feature_extractor_weights_path=str(weights)
+        ),
+    )
+    return torchvision
+
+
+def pytorch_fid_inception(weights: Path, *, real_torchvision: bool = False):
+    """pytorch-fid 0.3.0's `InceptionV3([3])` (pool features) in eval mode, loading `weights` in place of its
+    download. Its blocks subclass torchvision's: the installed torchvision's with `real_torchvision`, else
+    `torchvision_stand_in`'s."""
+    import torch
+
+    fakes = {} if real_torchvision else {"torchvision": torchvision_stand_in(weights)}
+    pytorch_fid = import_isolated("pytorch_fid", "inception", fakes)
+    pytorch_fid.load_state_dict_from_url = lambda url, progress=True: torch.load(weights, map_location="cpu")
+    return pytorch_fid.InceptionV3([3]).eval()

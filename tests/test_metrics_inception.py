@@ -11,7 +11,6 @@ A random Inception maps all images to nearly one point; the BatchNorm statistics
 first and the test asserts that features vary across images before comparing (the issue's warning).
 """
 
-import types
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,7 @@ from conftest import REPO
 
 from distgan.errors import DataError
 from distgan.metrics.inception import FIDInceptionV3, load_inception
-from distgan.peers import import_isolated
+from distgan.peers import import_isolated, pytorch_fid_inception
 
 CIFAR = REPO.parent / "shared" / "data" / "cifar10_lossless_subset-test.npz"
 
@@ -84,21 +83,7 @@ def test_features_and_logits_equal_torch_fidelity(ours, calibrated_weights, imag
 
 
 def test_pool_features_equal_pytorch_fid_through_the_resize(ours, calibrated_weights, images_NHWC):
-    fidelity = import_isolated("torch_fidelity", "feature_extractor_inceptionv3", {})
-    skeleton = lambda **kwargs: fidelity.FeatureExtractorInceptionV3(  # noqa: E731
-        "inception-v3-compat", ["2048"], feature_extractor_weights_path=str(calibrated_weights)
-    )
-    torchvision = types.ModuleType("torchvision")
-    torchvision.__version__ = "0.21.0"
-    torchvision.models = types.SimpleNamespace(
-        inception=types.SimpleNamespace(
-            InceptionA=fidelity.InceptionA, InceptionC=fidelity.InceptionC, InceptionE=fidelity.InceptionE_1
-        ),
-        inception_v3=skeleton,
-    )
-    pytorch_fid = import_isolated("pytorch_fid", "inception", {"torchvision": torchvision})
-    pytorch_fid.load_state_dict_from_url = lambda url, progress=True: torch.load(calibrated_weights)
-    theirs = pytorch_fid.InceptionV3([3]).eval()
+    theirs = pytorch_fid_inception(calibrated_weights)
     batch = torch.as_tensor(images_NHWC[:6])
     with torch.no_grad():
         their_feats = theirs(batch.permute(0, 3, 1, 2).float() / 255)[0].flatten(1)
