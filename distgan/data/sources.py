@@ -4,8 +4,6 @@
 """
 
 import gzip
-import io
-import pickle
 import struct
 import zipfile
 import zlib
@@ -16,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from distgan.data.numpy_pickle import read_cifar_pickle
 from distgan.errors import ConfigError, DataError
 from distgan.runtime.registry import Registry
 
@@ -130,37 +129,6 @@ def read_digits(split: str, path: Path | None, image_size: int | None) -> ImageS
     return _finish(x, y, [str(k) for k in range(10)], image_size, rule)
 
 
-class _NumpyOnlyUnpickler(pickle.Unpickler):
-    """CIFAR batches are pickles; allow only what numpy arrays need so a crafted file cannot run code."""
-
-    # numpy 1.x pickles name numpy.core, numpy 2.x numpy._core; _frombuffer appears with pickle protocol 5.
-    ALLOWED = frozenset(
-        {
-            ("numpy", "ndarray"),
-            ("numpy", "dtype"),
-            ("_codecs", "encode"),
-            ("numpy.core.multiarray", "_reconstruct"),
-            ("numpy._core.multiarray", "_reconstruct"),
-            ("numpy.core.numeric", "_frombuffer"),
-            ("numpy._core.numeric", "_frombuffer"),
-        }
-    )
-
-    def find_class(self, module, name):
-        if (module, name) not in self.ALLOWED:
-            raise pickle.UnpicklingError(f"global {module}.{name} is not allowed")
-        return super().find_class(module, name)
-
-
-def _read_cifar_pickle(file: Path) -> dict:
-    if not file.is_file():
-        raise DataError(f"cifar10: {file} not found; expected the CIFAR-10 python batches (cifar-10-batches-py)")
-    try:
-        return _NumpyOnlyUnpickler(io.BytesIO(file.read_bytes()), encoding="bytes").load()
-    except Exception as e:  # a corrupt pickle can fail in many ways; all mean "bad file"
-        raise DataError(f"cifar10: {file}: not a CIFAR-10 python batch ({e})") from e
-
-
 @register("cifar10")
 def read_cifar10(split: str, path: Path | None, image_size: int | None) -> ImageSplit:
     """Official CIFAR-10 python batches; path is `cifar-10-batches-py` or its parent."""
@@ -170,7 +138,7 @@ def read_cifar10(split: str, path: Path | None, image_size: int | None) -> Image
     names = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
     images, labels = [], []
     for name in names:
-        batch = _read_cifar_pickle(root / name)
+        batch = read_cifar_pickle(root / name)
         if b"data" not in batch or b"labels" not in batch:
             raise DataError(f"cifar10: {root / name}: missing key b'data' or b'labels'")
         data_N3072 = np.asarray(batch[b"data"])
@@ -185,7 +153,7 @@ def read_cifar10(split: str, path: Path | None, image_size: int | None) -> Image
         labels.append(np.asarray(batch[b"labels"], np.int64))
     class_names = CIFAR10_CLASS_NAMES
     if (root / "batches.meta").is_file():
-        meta = _read_cifar_pickle(root / "batches.meta")
+        meta = read_cifar_pickle(root / "batches.meta")
         class_names = [n.decode() for n in meta.get(b"label_names", [])] or CIFAR10_CLASS_NAMES
     return _finish(np.concatenate(images), np.concatenate(labels), class_names, image_size)
 
