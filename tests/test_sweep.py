@@ -47,7 +47,10 @@ def quick_sweep(checkout):
 
 def test_make_run_runs_the_readme_main_job():
     """`make run` (the README's first command) ends in the main job as the README's manual steps type it."""
-    planned = subprocess.run(["make", "-n", "run"], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    alone = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}  # not a sub-make
+    planned = subprocess.run(
+        ["make", "--no-print-directory", "-n", "run"], cwd=REPO, capture_output=True, text=True, check=True, env=alone
+    ).stdout
     assert planned.strip().splitlines()[-1] == f".venv/bin/python {' '.join(MAIN_JOB[1:])}"
 
 
