@@ -19,13 +19,13 @@ from distgan.data.writer import ShardOptions, write_array_shards
 from distgan.errors import ConfigError, DistganError
 from distgan.flags import add_flags, apply_flags
 from distgan.metrics.extractors import EXTRACTORS
+from distgan.models.gan import load_generator
 from distgan.models.truncation import sample_images
 from distgan.profiling.cli import add_profile_parser
 from distgan.runtime import distributed
 from distgan.runtime.hashing import sha256_of
 from distgan.runtime.paths import absolute
 from distgan.slurm import add_slurm_parser
-from distgan.train.gan import load_generator
 
 
 def prepare(args) -> dict:

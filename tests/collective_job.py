@@ -17,8 +17,9 @@ import torch.distributed as dist
 from distgan.data.sources import load_split
 from distgan.metrics import extraction
 from distgan.metrics.extractors import wrap_model
+from distgan.models.classifiers import load_classifier
 from distgan.runtime import distributed
-from distgan.train.classifier import evaluate_classifier, load_classifier
+from distgan.train.classifier import evaluate_classifier
 
 BATCH_SIZE = 50  # extraction chunks: ranks take interleaved chunks of the 360 test images
 

@@ -21,14 +21,16 @@ from distgan.errors import ConfigError, DataError
 from distgan.metrics.extraction import ImageSource, extract
 from distgan.metrics.extractors import build_extractor, wrap_model
 from distgan.metrics.inputs import load_shard_set
-from distgan.models.classifiers import build_classifier
+from distgan.models.classifiers import build_classifier, load_classifier, save_classifier
+
+# One thread per rank: two ranks do not oversubscribe two cores. DeepSpeed's JIT-compiled extension is built once
+from distgan.models.gan import load_generator, save_generator
 from distgan.runtime import distributed
 from distgan.train import launch
 from distgan.train.checkpoint import load_training_checkpoint
-from distgan.train.classifier import evaluate_classifier, load_classifier, save_classifier
-from distgan.train.gan import build_gan, load_generator, save_generator
+from distgan.train.classifier import evaluate_classifier
+from distgan.train.gan import build_gan
 
-# One thread per rank: two ranks do not oversubscribe two cores. DeepSpeed's JIT-compiled extension is built once
 # into a folder kept between runs (the repository's ignored .cache/).
 ENV = os.environ | {
     "OMP_NUM_THREADS": "1",

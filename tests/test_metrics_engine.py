@@ -25,9 +25,8 @@ from distgan.metrics.reference_stats import (
     save_pytorch_fid_npz,
     save_stats,
 )
-from distgan.models.classifiers import small_cnn
+from distgan.models.classifiers import save_classifier, small_cnn
 from distgan.peers import load_function
-from distgan.train.classifier import save_classifier
 
 
 @pytest.fixture(scope="module")

@@ -18,11 +18,11 @@ from distgan.experiments.workers import ClassifierJob, GanJob, classifier_worker
 from distgan.metrics.fid import frechet_distance
 from distgan.metrics.inception_score import inception_score
 from distgan.metrics.quality import extract, save_reference_stats
+from distgan.models.classifiers import load_classifier
+from distgan.models.gan import load_generator
 from distgan.models.truncation import sample_images
 from distgan.runtime.atomic import build_cached_dir, write_json_atomic
 from distgan.runtime.hashing import sha256_of
-from distgan.train.classifier import load_classifier
-from distgan.train.gan import load_generator
 from distgan.train.launch import Launch, run_data_parallel
 
 log = logging.getLogger("distgan")

@@ -25,10 +25,11 @@ from distgan.data.shards import read_shards
 from distgan.experiments.artifacts import Generator, SweepArtifacts, prepare_mixture, prepare_synthetic_shards
 from distgan.experiments.workers import ClassifierJob, classifier_worker, read_scores
 from distgan.metrics.quality import load_reference_stats, sample_quality
+from distgan.models.classifiers import load_classifier
 from distgan.runtime.atomic import write_json_atomic
 from distgan.runtime.hashing import sha256_of
 from distgan.schema import GAN_FIELDS, RESULT_NAME, SAMPLES_NAME, SCORES, gan_train_accuracy
-from distgan.train.classifier import evaluate_classifier, load_classifier
+from distgan.train.classifier import evaluate_classifier
 from distgan.train.launch import Launch, run_data_parallel
 
 log = logging.getLogger("distgan")

@@ -13,13 +13,15 @@ from pathlib import Path
 
 from distgan.config import ClassifierConfig, EngineConfig, GanConfig
 from distgan.data.shards import BadSamples, read_shards
+from distgan.models.classifiers import save_classifier
+from distgan.models.gan import save_generator
 from distgan.profiling import StepTimer, UtilisationSampler, summarise, write_json
 from distgan.runtime import distributed
 from distgan.runtime.atomic import write_json_atomic
 from distgan.train.batches import open_split, split_info
 from distgan.train.checkpoint import LATEST_NAME
-from distgan.train.classifier import evaluate_classifier, save_classifier, train_classifier
-from distgan.train.gan import save_generator, train_gan
+from distgan.train.classifier import evaluate_classifier, train_classifier
+from distgan.train.gan import train_gan
 from distgan.train.launch import report
 
 REPORTS_PER_JOB = 3  # progress reports of a classifier job besides its final scores (~1 s each under Ray Train)

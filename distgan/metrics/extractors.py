@@ -11,6 +11,7 @@ from torch import nn
 from distgan.data.transforms import to_model_input
 from distgan.errors import ConfigError
 from distgan.metrics.inception import INPUT_SIZE, load_inception
+from distgan.models.classifiers import load_classifier
 from distgan.runtime.hashing import sha256_of
 from distgan.runtime.registry import Registry
 
@@ -42,7 +43,6 @@ def inception_extractor(weights: Path | None, cache_dir: Path | None) -> Extract
 
 def domain_extractor(weights: Path | None, cache_dir: Path | None) -> Extractor:
     """A classifier saved by `distgan train-classifier` (model.pt): penultimate features, class logits."""
-    from distgan.train.classifier import load_classifier  # the training package is heavy; import on use
 
     if weights is None or not Path(weights).is_file():
         raise ConfigError(f"--domain-model: the domain extractor needs a classifier model.pt (got {weights})")

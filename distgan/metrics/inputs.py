@@ -67,7 +67,7 @@ def resolve_fake(path: Path, *, like: Path | None, truncation: float, truncation
         raise DataError(f"--fake {path}: no such file or shard directory")
     if like is None:
         raise ConfigError(f"--fake {path}: a generator needs labels to sample; pass --like REAL_SHARDS")
-    from distgan.train.gan import load_generator
+    from distgan.models.gan import load_generator
 
     try:
         generator = load_generator(path).to(distributed.select_device())

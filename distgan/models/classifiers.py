@@ -7,12 +7,14 @@ of IS / FID (see docs/concepts.md).
 
 import functools
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from distgan.errors import ConfigError
+from distgan.runtime.atomic import load_plain, save_torch_atomic
 from distgan.runtime.registry import Registry
 
 
@@ -131,3 +133,17 @@ CLASSIFIERS.add("small_cnn", small_cnn)
 def build_classifier(name: str, in_channels: int, num_classes: int) -> Classifier:
     """Instantiate a registered classifier by name."""
     return CLASSIFIERS.get_or_raise(name)(in_channels, num_classes)
+
+
+def save_classifier(path: Path, model: Classifier, *, arch: str, in_channels: int, num_classes: int) -> None:
+    """Write a classifier with what rebuilds it, atomically."""
+    payload = {"arch": arch, "in_channels": in_channels, "num_classes": num_classes, "state_dict": model.state_dict()}
+    save_torch_atomic(payload, path)
+
+
+def load_classifier(path: Path) -> Classifier:
+    """Rebuild a classifier saved by `save_classifier`, in eval mode on the CPU."""
+    payload = load_plain(path)
+    model = build_classifier(payload["arch"], payload["in_channels"], payload["num_classes"])
+    model.load_state_dict(payload["state_dict"])
+    return model.eval()

@@ -6,13 +6,20 @@ is the projection discriminator of Miyato & Koyama (2018) with spectral normalis
 conditioning Ravuri & Vinyals' BigGAN-deep uses.
 """
 
+import dataclasses
 import math
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 from torch.nn.utils import spectral_norm
 
 from distgan.errors import ConfigError
+from distgan.runtime.atomic import load_plain, save_torch_atomic
+
+if TYPE_CHECKING:  # the config validates against this module (GAN image sizes): no import at run time
+    from distgan.config import GanConfig
 
 GAN_IMAGE_SIZE_RULE = "a power of two ≥ 8 (the GAN grows a 4×4 map by ×2 stages)"
 
@@ -72,3 +79,31 @@ class ProjectionDiscriminator(nn.Module):
     def forward(self, x_NCHW: torch.Tensor, labels_N: torch.Tensor) -> torch.Tensor:
         h_ND = self.body(x_NCHW).sum(dim=(2, 3))  # global sum pooling, as in SN-GAN
         return self.linear(h_ND).squeeze(1) + (self.embed(labels_N) * h_ND).sum(dim=1)
+
+
+def save_generator(path: Path, generator: ConditionalGenerator, gan: "GanConfig", *, image_size: int, channels: int):
+    """Write the generator with the config and shapes that rebuild it, atomically: tensors and plain values only,
+    so that `load_generator` reads it without unpickling objects."""
+    payload = {
+        "gan_config": dataclasses.asdict(gan),
+        "num_classes": generator.num_classes,
+        "image_size": image_size,
+        "channels": channels,
+        "state_dict": generator.state_dict(),
+    }
+    save_torch_atomic(payload, path)
+
+
+def load_generator(path: Path) -> ConditionalGenerator:
+    """Rebuild a generator saved by `save_generator`; a file holding other objects is refused (DataError)."""
+    payload = load_plain(path)
+    gan = payload["gan_config"]
+    generator = ConditionalGenerator(
+        latent_dim=gan["latent_dim"],
+        num_classes=payload["num_classes"],
+        image_size=payload["image_size"],
+        channels=payload["channels"],
+        base_width=gan["g_width"],
+    )
+    generator.load_state_dict(payload["state_dict"])
+    return generator

@@ -1,10 +1,12 @@
 """Files and directories appear whole or not at all (STYLE §10): written under a temporary name beside the final
-one, then renamed over it. Temporary names are unique (host, PID and a random part), so that two processes, or two
-nodes whose processes share a PID on shared storage, never write into the same one; none is deleted on start,
-since another writer's may be in progress."""
+one, then renamed over it; torch files are read back without running code (`load_plain`). Temporary names are
+unique (host, PID and a random part), so that two processes, or two nodes whose processes share a PID on shared
+storage, never write into the same one; none is deleted on start, since another writer's may be in progress."""
 
 import json
 import os
+import pickle
+import re
 import shutil
 import socket
 import uuid
@@ -13,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import torch
+
+from distgan.errors import DataError
 
 
 def temporary_path(path: Path, suffix: str = "") -> Path:
@@ -52,7 +56,7 @@ def write_json_atomic(path: Path, payload: dict) -> None:
 
 
 def save_torch_atomic(payload: dict, path: Path) -> None:
-    """torch.save of tensors and plain values, the only content `train.checkpoint.load_plain` reads back."""
+    """torch.save of tensors and plain values, the only content `load_plain` reads back."""
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
 
@@ -74,3 +78,15 @@ def build_cached_dir(path: Path, build: Callable[[Path], None]) -> bool:
         _remove(tmp)
         return False
     return True
+
+
+def load_plain(path: Path) -> dict:
+    """A file of tensors and plain values (dicts, lists, tuples, strings, numbers), as `save_torch_atomic` writes them.
+    torch's weights-only unpickler refuses anything else before it is built: a pickle can run code when loaded
+    (a generator.pt or checkpoint from elsewhere)."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        named = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
+        what = f"an object of {named.group(1)}" if named else "an object that is not a tensor or plain value"
+        raise DataError(f"{path}: refused to load {what}: distgan's files hold only tensors and plain values") from None

@@ -2,8 +2,6 @@
 from; files read back without running code (`load_plain`)."""
 
 import os
-import pickle
-import re
 import shutil
 from pathlib import Path
 
@@ -11,20 +9,7 @@ import torch
 
 from distgan.errors import DataError
 from distgan.runtime import distributed
-from distgan.runtime.atomic import write_text_atomic
-
-
-def load_plain(path: Path) -> dict:
-    """A file of tensors and plain values (dicts, lists, tuples, strings, numbers), as `save_atomic` writes them.
-    torch's weights-only unpickler refuses anything else before it is built: a pickle can run code when loaded
-    (a generator.pt or checkpoint from elsewhere)."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        named = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
-        what = f"an object of {named.group(1)}" if named else "an object that is not a tensor or plain value"
-        raise DataError(f"{path}: refused to load {what}: distgan's files hold only tensors and plain values") from None
-
+from distgan.runtime.atomic import load_plain, write_text_atomic
 
 LATEST_NAME = "latest"  # text file naming the newest complete checkpoint directory
 KEEP_CHECKPOINTS = 2

@@ -17,9 +17,8 @@ from distgan.metrics.classification import ClassificationCounts
 from distgan.models.classifiers import Classifier, build_classifier
 from distgan.profiling import StepTimer
 from distgan.runtime import distributed
-from distgan.runtime.atomic import save_torch_atomic
 from distgan.train.batches import TrainingData, evaluation_batches, split_info, training_batches
-from distgan.train.checkpoint import load_plain, load_training_checkpoint, save_training_checkpoint
+from distgan.train.checkpoint import load_training_checkpoint, save_training_checkpoint
 from distgan.train.engine import build_engine
 from distgan.train.schedules import classifier_lr_schedule, goyal_learning_rate
 
@@ -116,17 +115,3 @@ def evaluate_classifier(model: nn.Module, test: TrainingData, batch_size: int = 
         counts.update(model(images.to(device)), labels)
     counts.all_reduce()
     return counts.scores()
-
-
-def save_classifier(path: Path, model: Classifier, *, arch: str, in_channels: int, num_classes: int) -> None:
-    """Write a classifier with what rebuilds it, atomically."""
-    payload = {"arch": arch, "in_channels": in_channels, "num_classes": num_classes, "state_dict": model.state_dict()}
-    save_torch_atomic(payload, path)
-
-
-def load_classifier(path: Path) -> Classifier:
-    """Rebuild a classifier saved by `save_classifier`, in eval mode on the CPU."""
-    payload = load_plain(path)
-    model = build_classifier(payload["arch"], payload["in_channels"], payload["num_classes"])
-    model.load_state_dict(payload["state_dict"])
-    return model.eval()

@@ -21,8 +21,8 @@ from torch.nn.parallel import DistributedDataParallel
 
 from distgan.config import EngineConfig
 from distgan.runtime import distributed
+from distgan.runtime.atomic import load_plain
 from distgan.train import host_memory
-from distgan.train.checkpoint import load_plain
 
 LossFn = Callable[[nn.Module, object], torch.Tensor]  # (forward module, micro-batch) -> mean loss
 

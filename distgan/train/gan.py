@@ -13,14 +13,13 @@ import torch
 import torch.nn.functional as F
 from tqdm import trange
 
-from distgan.config import EngineConfig, GanConfig, parse_d_steps_schedule, to_dict
+from distgan.config import EngineConfig, GanConfig, parse_d_steps_schedule
 from distgan.data.sources import ImageSplit
 from distgan.data.transforms import to_model_input
 from distgan.errors import TrainingError
 from distgan.models.gan import ConditionalGenerator, ProjectionDiscriminator
 from distgan.runtime import distributed
-from distgan.runtime.atomic import save_torch_atomic
-from distgan.train.checkpoint import load_plain, load_training_checkpoint, save_training_checkpoint
+from distgan.train.checkpoint import load_training_checkpoint, save_training_checkpoint
 from distgan.train.engine import build_engine
 from distgan.train.schedules import d_steps_at
 
@@ -148,27 +147,3 @@ def train_gan(
             )
     discriminator.requires_grad_(True)
     return g_engine.module, {"num_d_steps": num_d_steps, "num_g_steps": cfg.iterations, "losses": history}
-
-
-def save_generator(path: Path, generator: ConditionalGenerator, cfg: GanConfig, *, image_size: int, channels: int):
-    """Write the generator with the config and shapes that rebuild it, atomically: tensors and plain values only,
-    so that `load_generator` reads it without unpickling objects."""
-    payload = {
-        "gan_config": to_dict(cfg),
-        "num_classes": generator.num_classes,
-        "image_size": image_size,
-        "channels": channels,
-        "state_dict": generator.state_dict(),
-    }
-    save_torch_atomic(payload, path)
-
-
-def load_generator(path: Path) -> ConditionalGenerator:
-    """Rebuild a generator saved by `save_generator`; a file holding other objects is refused (DataError)."""
-    payload = load_plain(path)
-    cfg = GanConfig(**payload["gan_config"])
-    generator, _ = build_gan(
-        cfg, num_classes=payload["num_classes"], image_size=payload["image_size"], channels=payload["channels"]
-    )
-    generator.load_state_dict(payload["state_dict"])
-    return generator
