@@ -102,6 +102,7 @@ def classifier_worker(job: ClassifierJob) -> None:
             timer=timer,
         )
     scores = evaluate_classifier(model, test)
+    worker_nodes = distributed.node_identities()  # collective
     if distributed.rank() == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
         if job.save_model:
@@ -112,6 +113,7 @@ def classifier_worker(job: ClassifierJob) -> None:
         scores |= {"num_train_samples": int(num_train_samples)} | bad.as_dict()
         # The checkpoint this run resumed from (None: from step 0) and the optimizer steps it took after it.
         scores |= {"resumed_from_step": resumed_from_step, "num_steps_trained": timer.num_steps}
+        scores |= {"worker_nodes": worker_nodes}  # rank r's node (Ray node id, else hostname)
         write_json_atomic(out_dir / "scores.json", scores)
     report({"epoch": cfg.epochs, "top1_error": scores["top1_error"], "top5_error": scores["top5_error"]} | profile)
 

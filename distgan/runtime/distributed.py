@@ -41,6 +41,18 @@ def world_size() -> int:
     return dist.get_world_size() if is_distributed() else 1
 
 
+def node_identities() -> list[str]:
+    """Where each rank runs, in rank order: its Ray node id under Ray (distinct per node even where the nodes share
+    a hostname, as in network namespaces), else its hostname. Collective: every rank calls it."""
+    ray = sys.modules.get("ray")  # imported by the Ray Train worker that runs this process, if any
+    own = ray.get_runtime_context().get_node_id() if ray is not None and ray.is_initialized() else socket.gethostname()
+    if not is_distributed():
+        return [own]
+    everyone: list = [None] * world_size()
+    dist.all_gather_object(everyone, own)
+    return everyone
+
+
 def local_device() -> torch.device:
     """This process's device, decided here and only here: under Ray Train the GPU that Ray assigned to the worker
     (Ray sets CUDA_VISIBLE_DEVICES, which may list the GPUs of all workers on the node or only this one's), else
