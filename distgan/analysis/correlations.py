@@ -13,6 +13,7 @@ import numpy as np
 from scipy import stats
 
 from distgan.analysis.results import is_number, of_experiment
+from distgan.analysis.tables import quality_columns
 from distgan.schema import EXPERIMENTS
 
 N_RESAMPLES = 2000
@@ -20,8 +21,7 @@ BOOTSTRAP_SEED = 0
 CONFIDENCE_LEVEL = 0.95
 MIN_ROWS = 3  # below 3 pairs a correlation is ±1 or undefined, and its p-value meaningless
 
-# (result key, label) of the sample metrics; KID joins where any result has it.
-METRICS = (("inception_score_mean", "IS"), ("fid", "FID"), ("gan_test_accuracy", "GAN-test acc."), ("kid_mean", "KID"))
+GAN_TEST = ("gan_test_accuracy", "GAN-test acc. (domain)")  # the sample metrics: this and `quality_columns`
 ACCURACIES = (
     ("top1_accuracy", "Top-1 acc."),
     ("top5_accuracy", "Top-5 acc."),
@@ -99,14 +99,13 @@ def correlate(x: np.ndarray, y: np.ndarray, metric_label: str = "metric", accura
 
 
 def correlations(results: list[dict]) -> list[dict]:
-    """Every (metric, accuracy) pair, per experiment, over its generated-data rows where both are defined;
-    a pair whose metric or accuracy no row of the experiment has is left out.
+    """Every (metric in its feature space, accuracy) pair, per experiment, over its generated-data rows where both
+    are defined; a pair whose metric or accuracy no row of the experiment has is left out.
 
     Real-data rows are left out: their IS / FID describe the real test split, not a generator. Experiments
     are kept apart because an accuracy means something else in each (replacement: trained on generated
     data only; augmentation: real plus generated)."""
-    have_kid = any(is_number(r["kid_mean"]) for r in results)
-    metrics = [(key, label) for key, label in METRICS if key != "kid_mean" or have_kid]
+    metrics = [(key, label) for key, label, _ in quality_columns(results)] + [GAN_TEST]
     out = []
     for experiment in EXPERIMENTS:
         rows = [r for r in of_experiment(results, experiment) if r["training_set"] != "real"]
@@ -120,17 +119,49 @@ def correlations(results: list[dict]) -> list[dict]:
                 pairs = [(m, a) for m, a in pairs if m is not None and a is not None]
                 x = np.array([m for m, _ in pairs], dtype=np.float64)
                 y = np.array([a for _, a in pairs], dtype=np.float64)
-                entry = {"experiment": experiment, "metric": metric, "accuracy": accuracy, "num_rows": len(pairs)}
+                entry = {"experiment": experiment, "metric": metric, "metric_label": metric_label,
+                         "accuracy": accuracy, "num_rows": len(pairs)}  # fmt: skip
                 out.append(entry | correlate(x, y, metric_label, accuracy_label))
     return out
 
 
-def correlations_document(entries: list[dict]) -> dict:
-    """correlations.json: the method and every entry; NaN written as null (strict JSON), its reason beside it."""
+def _absolute_interval(stat: dict) -> tuple[float, float]:
+    """The interval of |ρ| from that of ρ: a metric predicts as well falling as rising (FID falls as accuracy
+    rises)."""
+    low, high = stat["ci_low"], stat["ci_high"]
+    if low >= 0:
+        return low, high
+    if high <= 0:
+        return -high, -low
+    return 0.0, max(-low, high)
+
+
+def predictor_ranking(entries: list[dict], accuracy: str = "top1_accuracy") -> list[dict]:
+    """Per experiment (replacement, augmentation): every sample metric in every feature space ranked by how well
+    it predicts `accuracy` across the generated sets, by |Spearman ρ| (ties: |Pearson r|). `separated`: the
+    best's bootstrap interval of |ρ| lies wholly above the runner-up's (None with fewer than two ranked)."""
+    out = []
+    for experiment in ("replacement", "augmentation"):
+        ranked = [e for e in entries if e["experiment"] == experiment and e["accuracy"] == accuracy
+                  and not math.isnan(e["spearman"]["r"])]  # fmt: skip
+        if not ranked:
+            continue
+        ranked.sort(key=lambda e: (-abs(e["spearman"]["r"]), -abs(e["pearson"]["r"]), e["metric"]))
+        rows = [e | {"abs_interval": _absolute_interval(e["spearman"])} for e in ranked]
+        separated = None if len(rows) < 2 else rows[0]["abs_interval"][0] > rows[1]["abs_interval"][1]
+        out.append({"experiment": experiment, "accuracy": accuracy, "ranking": rows, "separated": separated})
+    return out
+
+
+def correlations_document(entries: list[dict], rankings: list[dict]) -> dict:
+    """correlations.json: the method, every entry and the predictor ranking; NaN written as null (strict JSON),
+    its reason beside it."""
 
     def clean(value):
         if isinstance(value, dict):
             return {key: clean(item) for key, item in value.items()}
+        if isinstance(value, list | tuple):
+            return [clean(item) for item in value]
         return None if isinstance(value, float) and math.isnan(value) else value
 
     return {
@@ -144,4 +175,5 @@ def correlations_document(entries: list[dict]) -> dict:
             "rows": "generated-data rows of each experiment where both values are defined",
         },
         "correlations": [clean(entry) for entry in entries],
+        "predictor_ranking": clean(rankings),
     }

@@ -36,22 +36,16 @@ def per_class_accuracy_figure(real: dict, best: dict, path: Path) -> None:
     save_figure(fig, path)
 
 
-def metrics_vs_error_figure(results: list[dict], path: Path) -> None:
-    """IS and FID of each synthetic set against the Top-1 error of its classifier, points labelled by τ
-    (the synthetic rows of `results` with all three numbers)."""
-    synthetic = [
-        r
-        for r in results
-        if r["training_set"] == "synthetic"
-        and all(is_number(r[key]) for key in ("top1_error", "inception_score_mean", "fid"))
-    ]
-    error = [r["top1_error"] for r in synthetic]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
-    for ax, key, label in ((axes[0], "inception_score_mean", "Inception Score"), (axes[1], "fid", "FID")):
-        values = [r[key] for r in synthetic]
-        ax.scatter(values, error)
-        for r, v, e in zip(synthetic, values, error, strict=True):
-            ax.annotate(f"τ={r['truncation']:g}", (v, e), textcoords="offset points", xytext=(4, 4), fontsize=8)
+def metrics_vs_error_figure(results: list[dict], columns: list[tuple[str, str, str | None]], path: Path) -> None:
+    """Each sample metric (one panel per metric and feature space, `tables.quality_columns`) of each synthetic set
+    against the Top-1 error of its classifier, points labelled by τ."""
+    synthetic = [r for r in results if r["training_set"] == "synthetic" and is_number(r["top1_error"])]
+    fig, axes = plt.subplots(1, len(columns), figsize=(4.2 * len(columns), 3.8), layout="constrained", squeeze=False)
+    for ax, (key, label, _) in zip(axes[0], columns, strict=True):
+        points = [(r[key], r["top1_error"], r["truncation"]) for r in synthetic if is_number(r.get(key))]
+        ax.scatter([p[0] for p in points], [p[1] for p in points])
+        for value, error, tau in points:
+            ax.annotate(f"τ={tau:g}", (value, error), textcoords="offset points", xytext=(4, 4), fontsize=8)
         ax.set_xlabel(label)
         ax.set_ylabel("Top-1 error (real test split)")
     fig.suptitle("Sample metrics against classification error of generated training data")

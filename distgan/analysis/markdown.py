@@ -2,11 +2,10 @@
 
 import math
 
-from distgan.analysis.correlations import ACCURACIES, CONFIDENCE_LEVEL, METRICS, N_RESAMPLES
+from distgan.analysis.correlations import ACCURACIES, CONFIDENCE_LEVEL, N_RESAMPLES
 from distgan.analysis.results import is_number
 
-TABLE1_HEADER = "| Training set | Truncation | Top-5 error (%) | Top-1 error (%) | IS | FID | GAN-test acc. (%) |"
-LABELS = dict(METRICS + ACCURACIES)
+LABELS = dict(ACCURACIES)
 
 
 def fmt(value, digits: int = 2) -> str:
@@ -29,15 +28,27 @@ def pct(value, digits: int = 2) -> str:
     return fmt(100 * value if is_number(value) else value, digits)
 
 
-def table1(rows: list[dict]) -> str:
-    """Table 1 of Ravuri & Vinyals (2019) as Markdown; errors and accuracies in %."""
+def quality_cells(row: dict, columns: list[tuple[str, str, str | None]]) -> str:
+    """The sample-metric cells of a row, `tables.quality_columns` order; IS as mean ± std."""
+    cells = [f"{fmt(row[key])} ± {fmt(row[std])}" if std else fmt(row[key], 4 if "kid" in key else 2)
+             for key, _, std in columns]  # fmt: skip
+    return "".join(f" {cell} |" for cell in cells)
+
+
+def quality_header(columns: list[tuple[str, str, str | None]]) -> str:
+    return "".join(f" {label} |" for _, label, _ in columns)
+
+
+def table1(rows: list[dict], columns: list[tuple[str, str, str | None]]) -> str:
+    """Table 1 of Ravuri & Vinyals (2019) as Markdown, one column per sample metric and feature space (labelled,
+    e.g. 'FID (inception)'); errors and accuracies in %."""
+    header = "| Training set | Truncation | Top-5 error (%) | Top-1 error (%) |" + quality_header(columns)
     body = [
         f"| {row['training_set']} | {fmt(row['truncation'])} | {pct(row['top5_error'])} "
-        f"| {pct(row['top1_error'])} | {fmt(row['inception_score_mean'])} ± "
-        f"{fmt(row['inception_score_std'])} | {fmt(row['fid'])} | {pct(row['gan_test_accuracy'])} |"
+        f"| {pct(row['top1_error'])} |{quality_cells(row, columns)} {pct(row['gan_test_accuracy'])} |"
         for row in rows
     ]
-    return table(TABLE1_HEADER, "lrrrrrr", body)
+    return table(header + " GAN-test acc. (%) |", "lrrr" + "r" * len(columns) + "r", body)
 
 
 def augmentation_table(rows: list[dict]) -> str:
@@ -57,11 +68,12 @@ def augmentation_table(rows: list[dict]) -> str:
     return table(header, "lrrrrr", body)
 
 
-def gan_table(rows: list[dict]) -> str:
+def gan_table(rows: list[dict], columns: list[tuple[str, str, str | None]]) -> str:
     """Shmelkov et al. (2018): one row per generator, sorted by FID; GAN-train / GAN-test in %."""
     header = (
-        "| Experiment | Trial | lr D | lr G | Batch | Iterations done / planned | D:G schedule | Seed | IS "
-        "| FID | GAN-train (%) | GAN-test (%) |"
+        "| Experiment | Trial | lr D | lr G | Batch | Iterations done / planned | D:G schedule | Seed |"
+        + quality_header(columns)
+        + " GAN-train (%) | GAN-test (%) |"
     )
     body = []
     for row in rows:
@@ -73,11 +85,10 @@ def gan_table(rows: list[dict]) -> str:
         body.append(
             f"| {row['experiment']} | `{row['trial']}` | {lr_d} | {lr_g} | {row['batch_size'] or '–'} "
             f"| {done} / {planned}{stopped} | {row['d_steps_schedule'] or '–'} "
-            f"| {'–' if row['seed'] is None else row['seed']} "
-            f"| {fmt(row['inception_score_mean'])} ± {fmt(row['inception_score_std'])} | {fmt(row['fid'])} "
-            f"| {pct(row['gan_train_accuracy'])} | {pct(row['gan_test_accuracy'])} |"
+            f"| {'–' if row['seed'] is None else row['seed']} |{quality_cells(row, columns)}"
+            f" {pct(row['gan_train_accuracy'])} | {pct(row['gan_test_accuracy'])} |"
         )
-    return table(header, "llrrrrlrrrrr", body)
+    return table(header, "llrrrrlr" + "r" * len(columns) + "rr", body)
 
 
 def _with_interval(stat: dict, digits: int = 2) -> str:
@@ -96,7 +107,7 @@ def correlation_table(entries: list[dict]) -> str:
         degenerate = max(e["pearson"]["num_degenerate_resamples"], e["spearman"]["num_degenerate_resamples"])
         note = e["reason"] or (f"{degenerate} of {N_RESAMPLES} resamples degenerate" if degenerate else "")
         body.append(
-            f"| {e['experiment']} | {LABELS[e['metric']]} | {LABELS[e['accuracy']]} | {e['num_rows']} "
+            f"| {e['experiment']} | {e['metric_label']} | {LABELS[e['accuracy']]} | {e['num_rows']} "
             f"| {_with_interval(e['pearson'])} | {_with_interval(e['spearman'])} | {note} |"
         )
     return table(header, "lllrrrl", body)
@@ -123,3 +134,43 @@ def trial_label(result: dict) -> str:
     if is_number(result["synthetic_fraction"]) and result["training_set"] != "real":
         parts.append(f"fraction {result['synthetic_fraction']:g}")
     return f"{result['experiment']} `{result['trial']}`" + (f" ({', '.join(parts)})" if parts else "")
+
+
+def predictor_section(rankings: list[dict]) -> str:
+    """Which sample metric, in which feature space, predicts Top-1 accuracy best, experiment by experiment; said
+    plainly, with whether the bootstrap intervals separate the best from the runner-up."""
+    level = f"{100 * CONFIDENCE_LEVEL:g} %"
+    parts = ["## Which metric predicts usefulness"]
+    for ranking in rankings:
+        rows, experiment = ranking["ranking"], ranking["experiment"]
+        header = (f"| Rank | Metric (feature space) | Rows | Spearman ρ (p) [{level} CI] | Pearson r (p) [{level} CI] "
+                  r"| \|ρ\| interval |")  # fmt: skip
+        body = [
+            f"| {rank} | {e['metric_label']} | {e['num_rows']} | {_with_interval(e['spearman'])} "
+            f"| {_with_interval(e['pearson'])} | [{fmt(e['abs_interval'][0])}, {fmt(e['abs_interval'][1])}] |"
+            for rank, e in enumerate(rows, 1)
+        ]
+        best = rows[0]
+        verdict = (f"**{experiment}**: {best['metric_label']} predicts Top-1 accuracy best "
+                   f"(|ρ| = {abs(best['spearman']['r']):.2f} over {best['num_rows']} generated sets).")  # fmt: skip
+        if ranking["separated"] is None:
+            verdict += " It is the only metric with a defined correlation."
+        elif ranking["separated"]:
+            verdict += f" Its interval of |ρ| lies above that of the runner-up, {rows[1]['metric_label']}: resolved."
+        else:
+            verdict += (f" Its interval of |ρ| overlaps that of the runner-up, {rows[1]['metric_label']}: these "
+                        "generated sets do not separate them; more truncations or seeds would.")  # fmt: skip
+        parts += [verdict, table(header, "rlrrrr", body)]
+    return "\n\n".join(parts)
+
+
+def per_class_quality_table(per_class: dict) -> str:
+    """Per-class FID and KID beside the counts they rest on, for the best generated set (`per_class_quality_rows`)."""
+    spaces = per_class["spaces"]
+    header = "| Class | Generated | Real |" + "".join(f" FID ({space}) | KID ({space}) |" for space in spaces)
+    body = []
+    for row in per_class["rows"]:
+        cells = "".join(f" {fmt(row[f'fid[{s}]'])} | {fmt(row[f'kid_mean[{s}]'], 4)} |" for s in spaces)
+        body.append(f"| `{row['class']}` | {row['num_samples'] or '–'} | {row['num_real'] or '–'} |{cells}")
+    title = f"## Per-class FID and KID (replacement, best set: τ = {fmt(per_class['truncation'])})"
+    return title + "\n\n" + table(header, "lrr" + "rr" * len(spaces), body)

@@ -7,35 +7,51 @@ import json
 from pathlib import Path
 
 from distgan.analysis import markdown as md
-from distgan.analysis.correlations import CONFIDENCE_LEVEL, N_RESAMPLES, correlations, correlations_document
+from distgan.analysis.correlations import (
+    CONFIDENCE_LEVEL,
+    N_RESAMPLES,
+    correlations,
+    correlations_document,
+    predictor_ranking,
+)
 from distgan.analysis.figures import (
     augmentation_figure,
     metrics_vs_error_figure,
     per_class_accuracy_figure,
     save_figure,
 )
-from distgan.analysis.results import load_results, of_experiment, trials_without_result
-from distgan.analysis.tables import augmentation_rows, class_analysis, gan_rows, table_rows
+from distgan.analysis.results import feature_spaces, load_results, of_experiment, trials_without_result
+from distgan.analysis.tables import (
+    augmentation_rows,
+    class_analysis,
+    gan_rows,
+    per_class_quality_rows,
+    quality_columns,
+    table_rows,
+)
 from distgan.analysis.utilisation import utilisation_section
 from distgan.runtime.atomic import write_text_atomic
-from distgan.schema import CSV_COLUMNS, GAN_FIELDS, SAMPLES_NAME
+from distgan.schema import CSV_COLUMNS, GAN_FIELDS, QUALITY_SCORES, SAMPLES_NAME, labelled
 
 FIGURE_ORDER = ("per_class_accuracy.png", "metrics_vs_error.png", "augmentation.png")
 
 
-def csv_row(result: dict) -> dict:
-    """One report.csv row of a result: its numbers, and the generator's hyperparameters as gan_* columns."""
+def csv_row(result: dict, columns: list[str]) -> dict:
+    """One report.csv row of a result: its numbers, the generator's hyperparameters as gan_* columns, and its
+    sample metrics as labelled columns (e.g. fid[inception])."""
     gan = result["gan"] if isinstance(result["gan"], dict) else {}
-    row = {key: result[key] for key in CSV_COLUMNS if key in result}
+    row = {key: result.get(key) for key in columns}
     row |= {f"gan_{key}": gan.get(key) for key in GAN_FIELDS}
     return row
 
 
 def _csv_text(results: list[dict]) -> str:
+    spaces = feature_spaces(results)
+    columns = [*CSV_COLUMNS, *(labelled(metric, space) for space in spaces for metric in QUALITY_SCORES)]
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(csv_row(r) for r in results)
+    writer.writerows(csv_row(r, columns) for r in results)
     return buffer.getvalue()
 
 
@@ -54,15 +70,21 @@ def _header(results: list[dict]) -> list[str]:
     ]
 
 
+def _spaces_note(first: dict) -> str:
+    described = first["feature_spaces"] or {"domain": {"description": "the domain classifier"}}
+    return "Feature spaces: " + "; ".join(f"**{name}**: {info['description']}" for name, info in described.items())
+
+
 def _replacement_sections(results: list[dict], first: dict) -> list[str]:
     factor = first["config"]["sample"]["truncation_factor"]
+    real = next((r for r in results if r["training_set"] == "real" and r["real_row_splits"]), None)
     return [
         "## Table 1: classification on generated data (replacement)",
-        md.table1(table_rows(results)),
-        f"IS and FID features: {first['feature_extractor'] or 'not recorded'}. FID is against the real training split; "
-        "the real row's FID is that of the real test split. GAN-test: that same real-data classifier's "
-        "accuracy on the training set of the row (the real row: on the real test split). "
-        f"Truncation τ resamples latent entries outside [−{factor:g}τ, {factor:g}τ].",
+        md.table1(table_rows(results), quality_columns(of_experiment(results, "replacement"))),
+        f"{_spaces_note(first)}. Each sample metric is labelled with its feature space. FID and KID are against "
+        f"the real training split; the real row: {real['real_row_splits'] if real else 'not measured'}. "
+        "GAN-test: the domain classifier's accuracy on the training set of the row (the real row: on the real test "
+        f"split). Truncation τ resamples latent entries outside [−{factor:g}τ, {factor:g}τ].",
     ]
 
 
@@ -92,10 +114,11 @@ def build_report(sweep_dir: Path, *, extra_sections: list[str | None] | None = N
     if gan:
         sections += [
             "## GANs: hyperparameters, sample metrics, GAN-train and GAN-test",
-            md.gan_table(gan),
+            md.gan_table(gan, quality_columns(of_experiment(results, "gan") + of_experiment(results, "gan-test"))),
             "GAN-train: a classifier trained on the generator's images only, tested on real test images; "
             "GAN-test: a classifier trained on real images, tested on the generator's images (Shmelkov et "
-            "al. 2018). Sorted by FID. Trials stopped early (ASHA) were not trained to the end.",
+            "al. 2018). Sorted by the first feature space's FID. Trials stopped early (ASHA) were not trained to the "
+            "end.",
         ]
     entries = correlations(results)
     if entries:
@@ -107,6 +130,21 @@ def build_report(sweep_dir: Path, *, extra_sections: list[str | None] | None = N
             f"[{100 * CONFIDENCE_LEVEL:g} % paired bootstrap interval, {N_RESAMPLES} resamples, fixed seed]; "
             "nan where undefined (the note says why). Numbers: correlations.json.",
         ]
+    rankings = predictor_ranking(entries)
+    if rankings:
+        sections += [
+            md.predictor_section(rankings),
+            "Each sample metric in each feature space, ranked by |Spearman ρ| with the Top-1 accuracy of classifiers "
+            "trained on the generated sets (replacement) or on real plus generated sets (augmentation). Resolved: "
+            "the best's bootstrap interval of |ρ| lies wholly above the runner-up's.",
+        ]
+    per_class = per_class_quality_rows(results)
+    if per_class:
+        sections += [
+            md.per_class_quality_table(per_class),
+            "Per-class FID is biased upwards at small counts (Ravuri & Vinyals 2019, Figure 1); KID is unbiased: "
+            "read them together, with the counts.",
+        ]
     classes = class_analysis(results)
     if classes:
         sections.append(md.class_section(classes))
@@ -115,8 +153,9 @@ def build_report(sweep_dir: Path, *, extra_sections: list[str | None] | None = N
             best = next(r for r in replacement if r["trial"] == classes["best_trial"])
             per_class_accuracy_figure(real, best, sweep_dir / "per_class_accuracy.png")
             figures.append("per_class_accuracy.png")
-    if any(r["training_set"] == "synthetic" for r in replacement):
-        metrics_vs_error_figure(replacement, sweep_dir / "metrics_vs_error.png")
+    columns = quality_columns(replacement)
+    if columns and any(r["training_set"] == "synthetic" for r in replacement):
+        metrics_vs_error_figure(replacement, columns, sweep_dir / "metrics_vs_error.png")
         figures.append("metrics_vs_error.png")
     if figures:
         figures.sort(key=FIGURE_ORDER.index)  # the paper's order: Figure 1, metrics vs error, Figure 2
@@ -135,6 +174,7 @@ def build_report(sweep_dir: Path, *, extra_sections: list[str | None] | None = N
         )
     sections += [s for s in (utilisation_section(sweep_dir), *(extra_sections or [])) if s]
     write_text_atomic(sweep_dir / "report.csv", _csv_text(results))
-    write_text_atomic(sweep_dir / "correlations.json", json.dumps(correlations_document(entries), indent=2) + "\n")
+    document = correlations_document(entries, rankings)
+    write_text_atomic(sweep_dir / "correlations.json", json.dumps(document, indent=2) + "\n")
     write_text_atomic(sweep_dir / "report.md", "\n\n".join(sections) + "\n")
     return sweep_dir / "report.md"

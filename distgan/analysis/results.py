@@ -1,7 +1,9 @@
 """The trials of a results directory: every `trials/*/result.json`, read, checked and brought to one schema.
 
-Older replacement results predate the `experiment`, `synthetic_fraction`, `gan*` and `gan_train_accuracy`
-keys; they get the values those keys would have held (see `normalise`), so one report reads both.
+Older replacement results predate the `experiment`, `synthetic_fraction`, `gan*`, `gan_train_accuracy` and
+`quality` keys; they get the values those keys would have held (see `normalise`: their flat IS/FID/KID were
+measured in the domain space), so one report reads both. Every sample metric of `quality[space]` is also
+flattened to `labelled(metric, space)`, the key the tables and correlations read.
 """
 
 import json
@@ -9,7 +11,16 @@ import math
 from pathlib import Path
 
 from distgan.errors import DataError
-from distgan.schema import EXPERIMENTS, OPTIONAL_KEYS, REQUIRED_KEYS, RESULT_NAME, TRAINING_SETS, gan_train_accuracy
+from distgan.schema import (
+    EXPERIMENTS,
+    OPTIONAL_KEYS,
+    QUALITY_SCORES,
+    REQUIRED_KEYS,
+    RESULT_NAME,
+    TRAINING_SETS,
+    gan_train_accuracy,
+    labelled,
+)
 
 
 def is_number(value) -> bool:
@@ -30,6 +41,12 @@ def normalise(result: dict, path: Path) -> dict:
         raise DataError(f"{path}: experiment must be one of {list(EXPERIMENTS)} (got {out['experiment']!r})")
     if out["training_set"] not in TRAINING_SETS:
         raise DataError(f"{path}: training_set must be one of {list(TRAINING_SETS)} (got {out['training_set']!r})")
+    if "quality" not in out:  # before feature spaces: flat numbers, all of the domain classifier
+        out["quality"] = {"domain": {key: out.pop(key) for key in QUALITY_SCORES if key in out}}
+    if not isinstance(out["quality"], dict):
+        raise DataError(f"{path}: quality must be an object of feature space -> scores")
+    for space, scores in out["quality"].items():
+        out |= {labelled(metric, space): scores.get(metric) for metric in QUALITY_SCORES}
     for key in OPTIONAL_KEYS:
         out.setdefault(key, None)
     if "gan_train_accuracy" not in out:
@@ -84,3 +101,8 @@ def load_results(sweep_dir: Path) -> list[dict]:
 def of_experiment(results: list[dict], experiment: str) -> list[dict]:
     """The results of one experiment, in report order."""
     return [r for r in results if r["experiment"] == experiment]
+
+
+def feature_spaces(results: list[dict]) -> list[str]:
+    """The feature spaces the results were scored in, in the order the sweep named them (the first leads)."""
+    return list(dict.fromkeys(space for r in results for space in r["quality"]))

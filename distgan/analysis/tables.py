@@ -8,24 +8,35 @@
 
 import numpy as np
 
-from distgan.analysis.results import is_number, of_experiment
+from distgan.analysis.results import feature_spaces, is_number, of_experiment
+from distgan.schema import QUALITY_LABELS, labelled
+
+
+def quality_columns(results: list[dict]) -> list[tuple[str, str, str | None]]:
+    """(key, label, std key) of every sample metric some result measured, space by space, e.g.
+    ("fid[inception]", "FID (inception)", None); IS carries its std's key."""
+    columns = []
+    for space in feature_spaces(results):
+        for metric, label in QUALITY_LABELS.items():
+            key = labelled(metric, space)
+            if any(is_number(r.get(key)) for r in results):
+                std = labelled("inception_score_std", space) if metric == "inception_score_mean" else None
+                columns.append((key, f"{label} ({space})", std))
+    return columns
+
+
+def _quality_values(result: dict, columns: list[tuple[str, str, str | None]]) -> dict:
+    keys = [key for key, _, std in columns for key in (key, std) if key is not None]
+    return {key: result.get(key) for key in keys}
 
 
 def table_rows(results: list[dict]) -> list[dict]:
     """Table 1 of Ravuri & Vinyals (2019) over the replacement results: training set, τ, Top-5 / Top-1 error,
-    IS ± std, FID; and GAN-test accuracy (Shmelkov et al. 2018): the real-data classifier tested on the
-    training set of the row."""
-    keys = (
-        "training_set",
-        "truncation",
-        "top5_error",
-        "top1_error",
-        "inception_score_mean",
-        "inception_score_std",
-        "fid",
-        "gan_test_accuracy",
-    )
-    return [{key: r[key] for key in keys} for r in of_experiment(results, "replacement")]
+    the sample metrics of every feature space (`quality_columns`); and GAN-test accuracy (Shmelkov et al. 2018):
+    the real-data classifier tested on the training set of the row."""
+    keys = ("training_set", "truncation", "top5_error", "top1_error", "gan_test_accuracy")
+    columns = quality_columns(results)
+    return [{key: r[key] for key in keys} | _quality_values(r, columns) for r in of_experiment(results, "replacement")]
 
 
 def augmentation_rows(results: list[dict]) -> list[dict]:
@@ -61,10 +72,15 @@ def _gan_value(result: dict, key: str):
 
 def gan_rows(results: list[dict]) -> list[dict]:
     """Shmelkov et al. (2018)'s table over the "gan" and "gan-test" results: one row per trial with the
-    generator's hyperparameters, iterations trained / planned, IS ± std, FID, GAN-train and GAN-test
-    accuracy; sorted by FID (lowest first; trials without FID last, then by trial name)."""
+    generator's hyperparameters, iterations trained / planned, the sample metrics of every feature space,
+    GAN-train and GAN-test accuracy; sorted by the leading space's FID (lowest first; trials without it last,
+    then by trial name)."""
     rows = []
-    for r in of_experiment(results, "gan") + of_experiment(results, "gan-test"):
+    trials = of_experiment(results, "gan") + of_experiment(results, "gan-test")
+    columns = quality_columns(trials)
+    spaces = feature_spaces(trials)
+    fid = labelled("fid", spaces[0]) if spaces else "fid"
+    for r in trials:
         planned = _gan_value(r, "iterations")
         done = r["gan_iterations_done"] if r["gan_iterations_done"] is not None else planned
         rows.append(
@@ -80,17 +96,19 @@ def gan_rows(results: list[dict]) -> list[dict]:
                 "d_steps_schedule": _gan_value(r, "d_steps_schedule"),
                 "seed": _gan_value(r, "seed"),
                 "stopped_early": bool(r["stopped_early"]),
-                "inception_score_mean": r["inception_score_mean"],
-                "inception_score_std": r["inception_score_std"],
-                "fid": r["fid"],
+                **_quality_values(r, columns),
+                "sort_fid": r.get(fid),
                 "gan_train_accuracy": r["gan_train_accuracy"],
                 "gan_test_accuracy": r["gan_test_accuracy"],
             }
         )
+
     # Lowest FID first; trials without one (e.g. stopped before it was measured) last; the name breaks ties.
-    return sorted(
-        rows, key=lambda row: (not is_number(row["fid"]), row["fid"] if is_number(row["fid"]) else 0.0, row["trial"])
-    )
+    def order(row: dict) -> tuple:
+        measured = is_number(row["sort_fid"])
+        return (not measured, row["sort_fid"] if measured else 0.0, row["trial"])
+
+    return sorted(rows, key=order)
 
 
 def class_analysis(results: list[dict], num_largest: int = 3) -> dict:
@@ -131,3 +149,24 @@ def class_analysis(results: list[dict], num_largest: int = 3) -> dict:
             for k in order
         ]
     return analysis
+
+
+def per_class_quality_rows(results: list[dict]) -> dict:
+    """Per-class FID and KID, in every feature space, of the best generated set of the replacement results (lowest
+    Top-1 error), with each class's generated and real counts; empty without one that was scored per class."""
+    synthetic = [r for r in of_experiment(results, "replacement")
+                 if r["training_set"] == "synthetic" and is_number(r["top1_error"]) and r["quality"]]  # fmt: skip
+    if not synthetic:
+        return {}
+    best = min(synthetic, key=lambda r: r["top1_error"])
+    spaces = [space for space, scores in best["quality"].items() if scores.get("per_class")]
+    if not spaces:
+        return {}
+    rows = []
+    for name, entry in best["quality"][spaces[0]]["per_class"].items():
+        row = {"class": name, "num_samples": entry.get("num_samples"), "num_real": entry.get("num_real")}
+        for space in spaces:
+            scores = best["quality"][space]["per_class"].get(name, {})
+            row |= {labelled("fid", space): scores.get("fid"), labelled("kid_mean", space): scores.get("kid_mean")}
+        rows.append(row)
+    return {"trial": best["trial"], "truncation": best["truncation"], "spaces": spaces, "rows": rows}

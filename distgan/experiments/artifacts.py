@@ -1,7 +1,7 @@
 """What a sweep makes once and every trial reuses, cached by the digest of all that determines it:
-real shards, the generator, the domain feature extractor, the real reference statistics, and the
-synthetic shards of each truncation. Caches live in `<results_dir>/cache/` (shared storage on a
-cluster), appear atomically, and are never recomputed while valid.
+real shards, the generator, the domain feature extractor, the real side of every feature space
+(experiments/feature_spaces.py) and the synthetic shards of each truncation. Caches live in
+`<results_dir>/cache/` (shared storage on a cluster), appear atomically, and are never recomputed while valid.
 """
 
 import logging
@@ -14,11 +14,8 @@ from distgan.data.mixtures import write_mixture
 from distgan.data.overlap import refuse_shared_images
 from distgan.data.shards import read_shards, write_shards
 from distgan.data.sources import ImageSplit, load_split
-from distgan.experiments.workers import ClassifierJob, GanJob, classifier_worker, gan_worker, read_scores
-from distgan.metrics.fid import frechet_distance
-from distgan.metrics.inception_score import inception_score
-from distgan.metrics.quality import extract, save_reference_stats
-from distgan.models.classifiers import load_classifier
+from distgan.experiments.feature_spaces import prepare_references
+from distgan.experiments.workers import ClassifierJob, GanJob, classifier_worker, gan_worker
 from distgan.models.gan import load_generator
 from distgan.models.truncation import sample_images
 from distgan.runtime.atomic import build_cached_dir, write_json_atomic
@@ -48,9 +45,8 @@ class SweepArtifacts:
     real_train_dir: Path
     real_test_dir: Path
     generator: Generator | None  # the sweep's GAN (cfg.gan); None for the gan space, whose trials train their own
-    extractor_path: Path
-    real_stats_path: Path  # pytorch-fid layout: mu, sigma of the real training split's features
-    real_quality_path: Path  # IS of the real training split, FID of the real test split against it
+    extractor_path: Path  # the domain classifier: the domain feature space and every GAN-test accuracy
+    references: dict[str, Path]  # feature space -> its real side and real row (experiments/feature_spaces.py)
 
 
 def cache_root(cfg: SweepConfig) -> Path:
@@ -117,45 +113,18 @@ def _extractor_config(cfg: SweepConfig):
     return replace(cfg.classifier, epochs=cfg.metrics.extractor_epochs, seed=cfg.classifier.seed + 1)
 
 
-def prepare_real_statistics(cfg: SweepConfig, extractor_path: Path, real_train_dir: Path, real_test_dir: Path):
-    """Reference μ, Σ of the real training features; IS of real train and FID(real test, real train)."""
-    out = cache_root(cfg) / f"realstats-{digest(sha256_of(extractor_path), manifest_digest(real_train_dir))}"
-
-    def build(tmp: Path) -> None:
-        extractor = load_classifier(extractor_path)
-        train_stats, train_logits = extract(extractor, read_shards(real_train_dir).images_NHWC)
-        save_reference_stats(tmp / "reference_stats.npz", train_stats)
-        test_stats, _ = extract(extractor, read_shards(real_test_dir).images_NHWC)
-        is_mean, is_std = inception_score(train_logits, splits=cfg.metrics.is_splits)
-        fid = frechet_distance(*test_stats.mean_and_covariance(), *train_stats.mean_and_covariance())
-        write_json_atomic(
-            tmp / "quality.json",
-            {
-                "inception_score_mean": is_mean,
-                "inception_score_std": is_std,
-                "fid": fid,
-                # GAN-test of real data: the real-trained classifier on the real test split.
-                "gan_test_accuracy": 1 - read_scores(extractor_path.parent)["top1_error"],
-            },
-        )
-
-    _announce(build_cached_dir(out, build), "real reference statistics", out)
-    return out / "reference_stats.npz", out / "quality.json"
-
-
 def prepare_sweep(cfg: SweepConfig, launch: Launch, *, with_generator: bool = True) -> SweepArtifacts:
     """Everything the trials share, made (or found) before the first trial starts."""
     real_train_dir, real_test_dir = prepare_real_shards(cfg)
     generator = prepare_generator(cfg, real_train_dir, launch) if with_generator else None
     extractor_path = prepare_extractor(cfg, real_train_dir, real_test_dir, launch)
-    stats_path, quality_path = prepare_real_statistics(cfg, extractor_path, real_train_dir, real_test_dir)
+    references = prepare_references(cfg, real_train_dir, real_test_dir, extractor_path)
     return SweepArtifacts(
         real_train_dir=real_train_dir,
         real_test_dir=real_test_dir,
         generator=generator,
         extractor_path=extractor_path,
-        real_stats_path=stats_path,
-        real_quality_path=quality_path,
+        references=references,
     )
 
 

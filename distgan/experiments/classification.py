@@ -6,7 +6,6 @@ The pieces (training set, sample quality, classifier job, result record) are fun
 jobs so that every space composes them: nothing is written twice.
 """
 
-import json
 import logging
 import platform
 import time
@@ -23,18 +22,29 @@ from distgan.config import SweepConfig, to_dict
 from distgan.data.manifest import manifest_digest, read_manifest
 from distgan.data.shards import read_shards
 from distgan.experiments.artifacts import Generator, SweepArtifacts, prepare_mixture, prepare_synthetic_shards
+from distgan.experiments.feature_spaces import (
+    REAL_ROW_SPLITS,
+    describe_spaces,
+    real_row_quality,
+    score_in_every_space,
+)
 from distgan.experiments.workers import ClassifierJob, classifier_worker, read_scores
-from distgan.metrics.quality import load_reference_stats, sample_quality
 from distgan.models.classifiers import load_classifier
 from distgan.runtime.atomic import write_json_atomic
 from distgan.runtime.hashing import sha256_of
-from distgan.schema import GAN_FIELDS, RESULT_NAME, SAMPLES_NAME, SCORES, gan_train_accuracy
+from distgan.schema import (
+    GAN_FIELDS,
+    QUALITY_SCORES,
+    RESULT_NAME,
+    SAMPLES_NAME,
+    SCORES,
+    gan_train_accuracy,
+    labelled,
+)
 from distgan.train.classifier import evaluate_classifier
 from distgan.train.launch import Launch, run_data_parallel
 
 log = logging.getLogger("distgan")
-
-EXTRACTOR_NOTE = "domain classifier ({arch}) trained on the real training split; offline stand-in for InceptionV3"
 
 
 @dataclass(frozen=True)
@@ -54,14 +64,20 @@ class TrainingSet:
 
 
 def synthetic_quality(cfg: SweepConfig, artifacts: SweepArtifacts, synthetic_dir: Path, trial_dir: Path) -> dict:
-    """IS and FID of a generated set against the real reference statistics, its GAN-test accuracy (the
-    real-data classifier tested on it, Shmelkov et al.), and a sample grid in the trial directory."""
+    """The generated set's numbers in every feature space (`quality`), its GAN-test accuracy (the real-data
+    classifier tested on it, Shmelkov et al.), and a sample grid in the trial directory."""
     synthetic = read_shards(synthetic_dir)
     sample_grid(synthetic.images_NHWC, synthetic.labels_N, trial_dir / SAMPLES_NAME)
+    quality = score_in_every_space(cfg, artifacts.references, artifacts.extractor_path, synthetic_dir)
     extractor = load_classifier(artifacts.extractor_path)
-    reference = load_reference_stats(artifacts.real_stats_path)
-    quality = sample_quality(extractor, synthetic.images_NHWC, reference, is_splits=cfg.metrics.is_splits)
-    return quality | {"gan_test_accuracy": 1 - evaluate_classifier(extractor, synthetic)["top1_error"]}
+    return {"quality": quality, "gan_test_accuracy": 1 - evaluate_classifier(extractor, synthetic)["top1_error"]}
+
+
+def real_quality(artifacts: SweepArtifacts) -> dict:
+    """The real row's numbers in every feature space, and GAN-test of real data: the real-data classifier on the
+    real test split."""
+    gan_test = 1 - read_scores(artifacts.extractor_path.parent)["top1_error"]
+    return {"quality": real_row_quality(artifacts.references), "gan_test_accuracy": gan_test}
 
 
 def classifier_scores(
@@ -115,10 +131,8 @@ def result_record(
         **quality,
         "gan_train_accuracy": gan_train_accuracy(training.kind, scores.get("top1_error")),
         "class_names": read_manifest(artifacts.real_test_dir)["class_names"],
-        "feature_extractor": EXTRACTOR_NOTE.format(arch=cfg.classifier.arch),
-        "real_fid_note": "real row: FID of the real test split against the real training split"
-        if training.truncation is None
-        else None,
+        "feature_spaces": describe_spaces(cfg, artifacts.extractor_path),
+        "real_row_splits": REAL_ROW_SPLITS if training.truncation is None else None,
         "digests": {
             "train_manifest_sha256": manifest_digest(train_dir),
             "test_manifest_sha256": manifest_digest(artifacts.real_test_dir),
@@ -148,7 +162,7 @@ def run_classification_trial(
     trial_dir.mkdir(parents=True, exist_ok=True)
     if training.truncation is None:
         train_dir, used_generator = artifacts.real_train_dir, None
-        quality = json.loads(artifacts.real_quality_path.read_text())
+        quality = real_quality(artifacts)
     else:
         used_generator = generator
         synthetic_dir = prepare_synthetic_shards(cfg, artifacts.real_train_dir, generator, training.truncation)
@@ -178,6 +192,9 @@ def _ray_node_id() -> str | None:
 
 
 def finite_scalars(result: dict) -> dict:
-    """The scalar metrics of a result, for Ray Tune's reporter (absent and non-finite ones left out)."""
+    """The scalar metrics of a result, for Ray Tune's reporter, each sample metric under its feature space's label
+    (absent and non-finite ones left out)."""
     values = {key: result.get(key) for key in SCORES}
+    for space, scores in (result.get("quality") or {}).items():
+        values |= {labelled(metric, space): scores.get(metric) for metric in QUALITY_SCORES}
     return {key: float(value) for key, value in values.items() if value is not None and np.isfinite(value)}

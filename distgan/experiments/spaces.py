@@ -14,7 +14,7 @@ from distgan.experiments.gan_search import rung_ends
 from distgan.experiments.sweep import SweepSpace
 from distgan.flags import with_overrides
 from distgan.runtime.registry import Registry
-from distgan.schema import EXPERIMENTS
+from distgan.schema import EXPERIMENTS, QUALITY_SCORES, labelled
 
 SpaceFn = Callable[[SweepConfig], SweepSpace]
 SPACES: Registry[SpaceFn] = Registry("space", "--space")
@@ -73,10 +73,14 @@ def gan_test(cfg: SweepConfig) -> SweepSpace:
 
 
 def gan_asha(cfg: SweepConfig, *, max_iterations: int, min_iterations: int) -> ASHAScheduler:
-    """ASHA over G iterations: rungs at the first evaluation of the shortest trials, then ×2."""
+    """ASHA over G iterations: rungs at the first evaluation of the shortest trials, then ×2. A sample metric is
+    read in the leading feature space (the first of --metrics.extractors)."""
+    metric = cfg.scheduler_metric
+    if metric in QUALITY_SCORES:
+        metric = labelled(metric, cfg.metrics.extractors[0])
     return ASHAScheduler(
         time_attr="gan_iterations",
-        metric=cfg.scheduler_metric,
+        metric=metric,
         mode=SCHEDULER_METRICS[cfg.scheduler_metric],
         max_t=max_iterations,
         grace_period=rung_ends(min_iterations, cfg.rungs)[0],

@@ -1,27 +1,31 @@
 """The metrics front door (STYLE §1): `compute(real, fake, metrics=..., extractor=...)` → a flat dict of scores.
 
+Sweeps (experiments/feature_spaces.py), `distgan metrics` and the shared sweep artifacts all come through here.
 One extraction pass per image set gives everything the requested metrics need: streaming statistics (FID),
-logits (IS), class-wise statistics (per-class FID/IS) and, only for KID and precision/recall, the kept features.
-Real statistics come from a statistics file, the cache (keyed by manifest digest + extractor identity) or a pass.
+logits (IS), class-wise statistics (per-class FID/IS) and, only for KID, precision/recall and CMMD, the kept
+features. The real side is an image set (extracted here), `RealFeatures` (extracted once and kept, as a sweep
+does) or a statistics file (FID only). Metrics are registered by name (`METRICS`) with what each one needs.
 """
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+import torch
+
 from distgan.errors import ConfigError
-from distgan.metrics.extraction import DEFAULT_MAX_KEPT_FEATURES, ImageSource, extract
+from distgan.metrics.extraction import DEFAULT_MAX_KEPT_FEATURES, Extraction, ImageSource, extract
 from distgan.metrics.extractors import Extractor
-from distgan.metrics.fid import frechet_distance
 from distgan.metrics.inception_score import inception_score
 from distgan.metrics.kid import kernel_inception_distance
 from distgan.metrics.per_class import per_class_scores
 from distgan.metrics.prdc import precision_recall_density_coverage
 from distgan.metrics.reference_stats import ReferenceStats, cached_stats, save_pytorch_fid_npz
 from distgan.runtime import distributed
+from distgan.runtime.registry import Registry
 
 log = logging.getLogger(__name__)
-
-METRICS = ("is", "fid", "kid", "pr")
 
 
 @dataclass
@@ -31,6 +35,17 @@ class ImageSet:
     source: ImageSource
     digest: str | None = None
     class_names: list[str] | None = None
+
+
+@dataclass
+class RealFeatures:
+    """The real side after its one pass: statistics (overall, per class) and, for the metrics that compare
+    samples (KID, precision/recall, CMMD), the kept features with their labels. A sweep keeps one per feature
+    space and scores every generated set against it."""
+
+    stats: ReferenceStats
+    feats_ND: torch.Tensor | None = None
+    labels_N: np.ndarray | None = None
 
 
 @dataclass(kw_only=True)
@@ -46,6 +61,68 @@ class MetricOptions:
     max_kept_features: int = DEFAULT_MAX_KEPT_FEATURES
     cache_dir: str | None = None  # reference statistics cache; None: no cache
     save_real_stats: str | None = None  # also write the real statistics here, in pytorch-fid's .npz layout
+    local: bool = False  # extract in this process alone, with no collective (a sweep's trial driver)
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A registered metric: what it needs from the passes, and how it scores them (→ flat score keys)."""
+
+    score: Callable[[Extraction, RealFeatures | None, MetricOptions], dict]
+    needs_logits: bool = False  # the fake set's class logits (a feature space with a classifier)
+    needs_features: bool = False  # per-image features of both sets, not only their statistics
+    needs_real: bool = True
+    spaces: tuple[str, ...] | None = None  # the feature spaces it is defined in (None: any)
+
+    def __call__(self, fake: Extraction, real: RealFeatures | None, options: MetricOptions) -> dict:
+        return self.score(fake, real, options)
+
+
+METRICS: Registry[Metric] = Registry("metric", "--metrics")
+
+
+def _inception_score(fake: Extraction, real: RealFeatures | None, opts: MetricOptions) -> dict:
+    mean, std = inception_score(fake.logits_NK, opts.is_splits)
+    return {"inception_score_mean": mean, "inception_score_std": std}
+
+
+def _fid(fake: Extraction, real: RealFeatures, opts: MetricOptions) -> dict:
+    return {"fid": real.stats.fid_of(*fake.stats.mean_and_covariance())}  # the real side's √Σ is computed once
+
+
+def kid_of(real_ND: torch.Tensor, fake_ND: torch.Tensor, opts: MetricOptions) -> dict:
+    """KID with the subset size lowered to the smaller set where a set (e.g. a class) has fewer images."""
+    size = min(opts.kid_subset_size, len(fake_ND), len(real_ND))
+    if size < 2:
+        return {}
+    mean, std = kernel_inception_distance(real_ND, fake_ND, num_subsets=opts.kid_subsets, subset_size=size)
+    return {"kid_mean": mean, "kid_std": std, "kid_subset_size": size}
+
+
+def _kid(fake: Extraction, real: RealFeatures, opts: MetricOptions) -> dict:
+    scores = kid_of(real.feats_ND, fake.feats_ND, opts)
+    if scores.get("kid_subset_size", opts.kid_subset_size) < opts.kid_subset_size:
+        log.warning("KID subset size lowered from %d to %d: a set has fewer images",
+                    opts.kid_subset_size, scores["kid_subset_size"])  # fmt: skip
+    return scores
+
+
+def _precision_recall(fake: Extraction, real: RealFeatures, opts: MetricOptions) -> dict:
+    return precision_recall_density_coverage(real.feats_ND, fake.feats_ND, k=opts.pr_k)
+
+
+def _cmmd(fake: Extraction, real: RealFeatures, opts: MetricOptions) -> dict:
+    from distgan.metrics.cmmd import cmmd
+
+    return {"cmmd": cmmd(real.feats_ND, fake.feats_ND)}
+
+
+METRICS.add("is", Metric(_inception_score, needs_logits=True, needs_real=False))
+METRICS.add("fid", Metric(_fid))
+METRICS.add("kid", Metric(_kid, needs_features=True))
+METRICS.add("pr", Metric(_precision_recall, needs_features=True))
+# CMMD's kernel bandwidth (σ = 10) and scale are those of unit-norm CLIP embeddings (Jayasumana et al. 2024).
+METRICS.add("cmmd", Metric(_cmmd, needs_features=True, spaces=("clip",)))
 
 
 def parse_metrics(spec: str) -> list[str]:
@@ -57,68 +134,102 @@ def parse_metrics(spec: str) -> list[str]:
     return names
 
 
-def compute(real: ImageSet | ReferenceStats | None, fake: ImageSet, *, metrics: list[str], extractor: Extractor,
-            per_class: bool = False, options: MetricOptions | None = None) -> dict:  # fmt: skip
-    """Scores of `fake` (IS) and of `fake` against `real` (FID, KID, precision/recall), overall and per class."""
-    opts = options or MetricOptions()
-    needs_feats = "kid" in metrics or "pr" in metrics
-    needs_real = any(m in metrics for m in ("fid", "kid", "pr")) or (per_class and "fid" in metrics)
-    needs_real = needs_real or opts.save_real_stats is not None
+def _defined_in(metric: Metric, extractor: Extractor) -> bool:
+    logits_ok = extractor.has_logits or not metric.needs_logits
+    return logits_ok and (metric.spaces is None or extractor.name in metric.spaces)
+
+
+def applicable(metrics: list[str], extractor: Extractor) -> list[str]:
+    """The metrics a feature space can give: IS only where it has class logits, CMMD only in CLIP's space."""
+    return [name for name in metrics if _defined_in(METRICS[name], extractor)]
+
+
+def extract_real(real: ImageSet, extractor: Extractor, *, keep_features: bool, per_class: bool,
+                 options: MetricOptions) -> RealFeatures:  # fmt: skip
+    """The real side's one pass: statistics (per class when labelled and asked) and, if asked, its features."""
+    want_class = per_class and real.source.labels_N is not None
+    x = extract(extractor, real.source, keep_logits=False, keep_features=keep_features, per_class=want_class,
+                **_run_options(options))  # fmt: skip
+    return RealFeatures(ReferenceStats.from_stats(x.stats, x.class_stats), x.feats_ND, real.source.labels_N)
+
+
+def _run_options(opts: MetricOptions) -> dict:
+    return dict(batch_size=opts.batch_size, fused=opts.fused, max_kept_features=opts.max_kept_features,
+                local=opts.local)  # fmt: skip
+
+
+def _check(real, fake, metrics: list[str], extractor: Extractor, per_class: bool, opts: MetricOptions) -> None:
+    """Every refusal before any extraction."""
+    chosen = [METRICS.get_or_raise(name) for name in metrics]
+    needs_real = any(m.needs_real for m in chosen) or opts.save_real_stats is not None
     if needs_real and real is None:
-        raise ConfigError("--real is required for fid, kid, pr and --save-real-stats")
-    if needs_feats and isinstance(real, ReferenceStats):
-        raise ConfigError("--real: kid and pr need the real images (shards or an image .npz), not statistics")
-    if per_class and fake.source.labels_N is None:
+        raise ConfigError("--real is required for fid, kid, pr, cmmd and --save-real-stats")
+    if any(m.needs_features for m in chosen) and isinstance(real, ReferenceStats):
+        raise ConfigError("--real: kid, pr and cmmd need the real images (shards or an image .npz), not statistics")
+    if any(m.needs_logits for m in chosen) and not extractor.has_logits:
+        raise ConfigError(f"--metrics is: the {extractor.name} feature space has no class logits (its weights "
+                          "have no classifier); drop 'is' or give weights with one (--inception-weights)")  # fmt: skip
+    for name in metrics:
+        if METRICS[name].spaces is not None and extractor.name not in METRICS[name].spaces:
+            raise ConfigError(f"--metrics {name}: defined in the {' or '.join(METRICS[name].spaces)} feature space "
+                              f"only (got --extractor {extractor.name})")  # fmt: skip
+    if isinstance(fake, ReferenceStats) and (metrics != ["fid"] or per_class or opts.save_real_stats):
+        extra = (", --per-class" if per_class else "") + (", --save-real-stats" if opts.save_real_stats else "")
+        raise ConfigError(f"--fake: statistics give the overall FID only (asked for {','.join(metrics)}{extra}); "
+                          "pass --metrics fid alone")  # fmt: skip
+    if isinstance(fake, ReferenceStats) and not isinstance(real, ReferenceStats | ImageSet):
+        raise ConfigError("--fake statistics need --real statistics or images")
+    if per_class and not isinstance(fake, ReferenceStats) and fake.source.labels_N is None:
         raise ConfigError("--per-class: the fake images carry no labels")
-    run = dict(batch_size=opts.batch_size, fused=opts.fused, max_kept_features=opts.max_kept_features)
-    out: dict = {"extractor": extractor.name, "num_fake": fake.source.num_images}
 
-    fake_x = extract(extractor, fake.source, keep_logits="is" in metrics, keep_features=needs_feats,
-                     per_class=per_class, **run)  # fmt: skip
-    real_ref, real_feats = real if isinstance(real, ReferenceStats) else None, None
-    if isinstance(real, ImageSet) and needs_real:
-        want_class = per_class and real.source.labels_N is not None
 
-        def real_pass() -> ReferenceStats:
-            nonlocal real_feats
-            x = extract(extractor, real.source, keep_logits=False, keep_features=needs_feats,
-                        per_class=want_class, **run)  # fmt: skip
-            real_feats = x.feats_ND
-            return ReferenceStats.from_stats(x.stats, x.class_stats)
-
-        if opts.cache_dir and real.digest and not needs_feats:
-            identity = {"manifest_sha256": real.digest, **extractor.cache_identity()}
-            real_ref, hit = cached_stats(opts.cache_dir, identity, real_pass, need_per_class=want_class,
-                                         write=distributed.rank() == 0)  # fmt: skip
-            out["real_stats_cache_hit"] = hit
-        else:
-            real_ref = real_pass()
-        out["num_real"] = real.source.num_images
+def compute(real: ImageSet | RealFeatures | ReferenceStats | None, fake: ImageSet | ReferenceStats, *,
+            metrics: list[str], extractor: Extractor, per_class: bool = False,
+            options: MetricOptions | None = None) -> dict:  # fmt: skip
+    """Scores of `fake` (IS) and of `fake` against `real` (FID, KID, precision/recall, CMMD), overall and per
+    class. Two statistics files give their FID, as `python -m pytorch_fid a.npz b.npz` does."""
+    opts = options or MetricOptions()
+    _check(real, fake, metrics, extractor, per_class, opts)
+    out: dict = {"extractor": extractor.name}
+    if isinstance(fake, ReferenceStats):
+        real_stats = _real_side(real, extractor, False, False, opts, out).stats
+        return out | {"fid": real_stats.fid_of(fake.mu_D, fake.sigma_DD)}
+    chosen = {name: METRICS[name] for name in metrics}
+    needs_feats = any(m.needs_features for m in chosen.values())
+    out["num_fake"] = fake.source.num_images
+    fake_x = extract(extractor, fake.source, keep_logits=extractor.has_logits and ("is" in metrics or per_class),
+                     keep_features=needs_feats or per_class, per_class=per_class, **_run_options(opts))  # fmt: skip
+    real_side = _real_side(real, extractor, needs_feats or per_class, per_class, opts, out)
     if opts.save_real_stats is not None:  # the statistics of the pass above (every rank took part): no second one
         if distributed.rank() == 0:
-            save_pytorch_fid_npz(opts.save_real_stats, real_ref)
+            save_pytorch_fid_npz(opts.save_real_stats, real_side.stats)
         out["real_stats"] = opts.save_real_stats
-
-    if "is" in metrics:
-        out["inception_score_mean"], out["inception_score_std"] = inception_score(fake_x.logits_NK, opts.is_splits)
-    if "fid" in metrics:
-        out["fid"] = frechet_distance(*fake_x.stats.mean_and_covariance(), real_ref.mu_D, real_ref.sigma_DD)
-    if "kid" in metrics:
-        size = min(opts.kid_subset_size, len(fake_x.feats_ND), len(real_feats))
-        if size < opts.kid_subset_size:
-            log.warning("KID subset size lowered from %d to %d: a set has fewer images", opts.kid_subset_size, size)
-        out["kid_mean"], out["kid_std"] = kernel_inception_distance(
-            real_feats, fake_x.feats_ND, num_subsets=opts.kid_subsets, subset_size=size
-        )
-        out["kid_subset_size"] = size
-    if "pr" in metrics:
-        out |= precision_recall_density_coverage(real_feats, fake_x.feats_ND, k=opts.pr_k)
+    for metric in chosen.values():
+        out |= metric(fake_x, real_side, opts)
     if per_class:
-        real_classes = (real_ref.class_stats or {}) if real_ref is not None else {}
-        out["per_class"] = per_class_scores(
-            real_classes, fake_x.class_stats, fake_x.logits_NK, fake.source.labels_N,
-            is_splits=opts.is_splits, class_names=fake.class_names)  # fmt: skip
+        out["per_class"] = per_class_scores(fake_x, real_side, is_splits=opts.is_splits, class_names=fake.class_names,
+                                            kid=lambda r, f: kid_of(r, f, opts))  # fmt: skip
     return out
+
+
+def _real_side(real, extractor: Extractor, keep_features: bool, per_class: bool, opts: MetricOptions,
+               out: dict) -> RealFeatures | None:  # fmt: skip
+    """The real side as RealFeatures: given, from a statistics file, from the cache, or from one pass."""
+    if real is None or isinstance(real, RealFeatures):
+        return real
+    if isinstance(real, ReferenceStats):
+        return RealFeatures(real)
+    out["num_real"] = real.source.num_images
+    if opts.cache_dir and real.digest and not keep_features:
+        want_class = per_class and real.source.labels_N is not None
+        identity = {"manifest_sha256": real.digest, **extractor.cache_identity()}
+        stats, out["real_stats_cache_hit"] = cached_stats(
+            opts.cache_dir, identity,
+            lambda: extract_real(real, extractor, keep_features=False, per_class=per_class, options=opts).stats,
+            need_per_class=want_class, write=distributed.rank() == 0,
+        )  # fmt: skip
+        return RealFeatures(stats, None, real.source.labels_N)
+    return extract_real(real, extractor, keep_features=keep_features, per_class=per_class, options=opts)
 
 
 def format_table(scores: dict) -> str:

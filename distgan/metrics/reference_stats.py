@@ -5,6 +5,12 @@ identity of what produced them. Cached files are named by the sha256 of that ide
 digest (it lists every shard's sha256), the extractor's name, its weights' sha256 and the resize; a file is used
 only if the identity stored inside equals the one asked for, so a cache entry is never stale, and a valid one is
 never recomputed (STYLE §10). Writes are atomic (temp name + os.replace).
+
+FID against these statistics (`ReferenceStats.fid_of`) needs √Σ, one `eigh` of Σ (fid.py's `RealFactor`): it
+is computed on first use and kept on the object, so a sweep scoring many generated sets pays it once. Our files
+store it (`sqrt_sigma`), so a reloaded cache file pays it never; it is √Σ of the `sigma` stored beside it (checked
+on load with one probe vector), so the FID is the same as with it recomputed. Files without it (pytorch-fid's,
+older distgan ones) load as before and compute it on first use.
 """
 
 import hashlib
@@ -12,26 +18,29 @@ import json
 import os
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
 from distgan.errors import DataError
 from distgan.metrics.feature_stats import FeatureStats
+from distgan.metrics.fid import RealFactor, factor_reference, frechet_distance_to
 
 FORMAT = "distgan-stats-v1"
 
 
 @dataclass
 class ReferenceStats:
-    """μ and Σ of a feature set, with per-class μ/Σ when known."""
+    """μ and Σ of a feature set, with per-class μ/Σ when known. Not changed after creation: √Σ is cached."""
 
     mu_D: np.ndarray
     sigma_DD: np.ndarray
     count: int | None = None  # None in pytorch-fid files
     class_stats: dict[int, tuple[np.ndarray, np.ndarray]] | None = None
     identity: dict | None = None
+    sqrt_sigma_DD: np.ndarray | None = field(default=None, repr=False)  # √Σ when known (our files store it)
 
     @classmethod
     def from_stats(cls, stats: FeatureStats, class_stats: dict[int, FeatureStats] | None = None,
@@ -41,6 +50,19 @@ class ReferenceStats:
         if class_stats is not None:
             per_class = {label: s.mean_and_covariance() for label, s in class_stats.items() if s.count >= 2}
         return cls(mu, sigma, stats.count, per_class, identity)
+
+    @cached_property
+    def real_factor(self) -> RealFactor:
+        """The real side of FID: √Σ by one `eigh` on first use (none when loaded with it), then kept."""
+        factor = factor_reference(self.mu_D, self.sigma_DD, sqrt_sigma=self.sqrt_sigma_DD)
+        self.sqrt_sigma_DD = factor.sqrt_sigma_DD
+        return factor
+
+    def fid_of(self, mu_fake: np.ndarray, sigma_fake: np.ndarray) -> float:
+        """FID of a generated set (its features' mean and covariance) against these statistics: the call for
+        scoring sets against real statistics. After the first call each set costs one product and one `eigvalsh`
+        (fid.frechet_distance_to); the value equals `frechet_distance(mu_D, sigma_DD, mu_fake, sigma_fake)`."""
+        return frechet_distance_to(self.real_factor, mu_fake, sigma_fake)
 
 
 def _atomic_savez(path: Path, **arrays) -> None:
@@ -61,8 +83,10 @@ def save_pytorch_fid_npz(path: Path, ref: ReferenceStats) -> None:
 
 
 def save_stats(path: Path, ref: ReferenceStats) -> None:
-    """Our layout: pytorch-fid's two keys plus count, per-class μ/Σ and the identity (readable by both)."""
+    """Our layout: pytorch-fid's two keys plus count, √Σ, per-class μ/Σ and the identity (readable by both).
+    √Σ is computed now if not yet known: the one `eigh` that every later load of the file then skips."""
     arrays = {"mu": ref.mu_D, "sigma": ref.sigma_DD, "format": np.array(FORMAT)}
+    arrays["sqrt_sigma"] = ref.real_factor.sqrt_sigma_DD
     arrays["count"] = np.array(-1 if ref.count is None else ref.count)
     arrays["identity"] = np.array(json.dumps(ref.identity or {}, sort_keys=True))
     if ref.class_stats:
@@ -95,7 +119,21 @@ def load_stats(path: Path) -> ReferenceStats:
             class_stats = {int(c): (data["class_mu"][i], data["class_sigma"][i])
                            for i, c in enumerate(data["class_labels"])}  # fmt: skip
         identity = json.loads(str(data["identity"]))
-        return ReferenceStats(mu, sigma, None if count < 0 else count, class_stats, identity)
+        root = _checked_root(path, data["sqrt_sigma"], sigma) if "sqrt_sigma" in data else None  # older files: none
+        return ReferenceStats(mu, sigma, None if count < 0 else count, class_stats, identity, root)
+
+
+def _checked_root(path: Path, root: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+    """The stored √Σ, refused unless it squares to the stored Σ (a file whose sigma was changed by other code would
+    otherwise give a wrong FID silently). One fixed random probe, O(d²): A(Av) = Σv to rounding."""
+    root = root.astype(np.float64)
+    if root.shape != sigma.shape:
+        raise DataError(f"{path}: sqrt_sigma {root.shape} does not match sigma {sigma.shape}")
+    probe = np.random.default_rng(0).standard_normal(sigma.shape[0])
+    residual = np.linalg.norm(root @ (root @ probe) - sigma @ probe)
+    if not residual <= 1e-8 * np.linalg.norm(sigma) * np.linalg.norm(probe):
+        raise DataError(f"{path}: sqrt_sigma is not the square root of sigma (stale or edited file)")
+    return root
 
 
 def is_stats_file(path: Path) -> bool:
