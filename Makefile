@@ -23,7 +23,7 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed-test
 	$(PY) -m pytest
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml Makefile  # reinstalled when either changes (the Makefile pins --no-deps extras)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q --no-build-isolation -e ".[dev,dali,deepspeed]"
@@ -32,6 +32,8 @@ $(VENV)/.installed: pyproject.toml
 	# The dinov2 and clip extractors, without deps: theirs pull torch 2.14 (CUDA) and torchvision 0.29. torchvision 0.28.0
 	# is the release for torch 2.13; its C++ ops do not load beside the CPU build and are not used (vision_transformers.py).
 	$(PY) -m pip install -q --no-deps torchvision==0.28.0 timm==1.0.29 open-clip-torch==3.3.0 ftfy==6.3.1 wcwidth==0.9.4 regex==2026.11.19
+	# The biggan and diffusers generator kinds (boto3: pytorch-pretrained-biggan imports it); their deps keep this torch.
+	$(PY) -m pip install -q pytorch-pretrained-biggan==0.1.1 boto3==1.44.8 diffusers==0.42.1
 	touch $@
 
 # Installed without dependencies: pytorch-fid and torch-fidelity require torchvision, whose PyPI build does not

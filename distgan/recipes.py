@@ -21,7 +21,7 @@ def digits_quick() -> SweepConfig:
         truncations=(0.5, 1.0),
         gan=replace(base.gan, iterations=300),
         classifier=replace(base.classifier, epochs=4),
-        metrics=replace(base.metrics, extractor_epochs=4),
+        metrics=replace(base.metrics, extractor_epochs=4, kid_subsets=10),
     )
 
 

@@ -29,7 +29,7 @@ from PIL import Image
 
 from distgan.data.manifest import FORMAT_VERSION, IMAGE_EXTENSIONS, MANIFEST_NAME, read_manifest
 from distgan.errors import ConfigError, DataError
-from distgan.runtime.atomic import temporary_path, write_json_atomic, write_text_atomic
+from distgan.runtime.atomic import atomic_path, temporary_path, write_json_atomic, write_text_atomic
 from distgan.runtime.hashing import sha256_of
 
 LABEL_INT32_EXT = "lbl"
@@ -69,7 +69,8 @@ def encode_image(image_HWC: np.ndarray, image_format: str, jpeg_quality: int) ->
     return buffer.getvalue()
 
 
-def _encode_array_chunk(task) -> list[bytes]:
+def encode_array_chunk(task) -> list[bytes]:
+    """(uint8 images (N, H, W, C), image_format, jpeg_quality) → N encoded images: a picklable pool task."""
     images_NHWC, image_format, jpeg_quality = task
     return [encode_image(image, image_format, jpeg_quality) for image in images_NHWC]
 
@@ -135,6 +136,83 @@ def write_index(tar_path: Path) -> Path:
     return idx_path
 
 
+def shard_name(index: int) -> str:
+    """The file name of the index-th shard of a directory."""
+    return f"shard-{index:06d}.tar"
+
+
+def sample_members(ext: str, image_bytes: bytes, label: int) -> list[tuple[str, bytes]]:
+    """A sample's tar members after its key, as (extension, bytes): the image, its ASCII and its int32 label."""
+    return [
+        (ext, image_bytes),
+        ("cls", str(label).encode()),
+        (LABEL_INT32_EXT, np.int32(label).astype("<i4").tobytes()),
+    ]
+
+
+def open_tar_writer(file) -> wds.TarWriter:
+    """A byte-stable TarWriter on an open binary file: mtime 0, no owner names, mode 0444 in every header (USTAR,
+    TarWriter's default). A file object, not a path: TarWriter gives a path to gopen, which reads "x:..." as a URL
+    scheme."""
+    return wds.TarWriter(file, user="", group="", mode=0o444, mtime=0)
+
+
+def write_members(tar: wds.TarWriter, key: str, members: list[tuple[str, bytes]]) -> None:
+    # One write per member: TarWriter sorts a sample's entries by extension (cls, lbl, png); written one
+    # by one they keep the image-first order of the shards written before it did the writing, so the same
+    # source still gives the same bytes and manifest digest (trained GANs and statistics are cached by it).
+    for ext, data in members:
+        tar.write({"__key__": key, ext: data})
+
+
+def finish_shard(path: Path, *, num_samples: int) -> dict:
+    """Index a closed shard tar (`write_index`) and return its manifest entry, less `name` and `first_key`."""
+    index = write_index(path)
+    return {
+        "num_samples": num_samples,
+        "num_bytes": path.stat().st_size,
+        "sha256": sha256_of(path),
+        "index": index.name,
+        "index_sha256": sha256_of(index),
+    }
+
+
+def write_shard_file(path: Path, samples: list[tuple[str, bytes, int]], *, image_format: str) -> dict:
+    """One shard of (key, encoded image, label) samples at `path`, written under a temporary name and renamed, then
+    its index; returns its manifest entry. Same bytes as the shard `write_sample_stream` makes of the same samples."""
+    ext = IMAGE_EXTENSIONS[image_format]
+    with atomic_path(path, suffix=".tar") as tmp, open(tmp, "wb") as file:
+        tar = open_tar_writer(file)
+        for key, image_bytes, label in samples:
+            write_members(tar, key, sample_members(ext, image_bytes, label))
+        tar.close()
+    return {"name": path.name, "first_key": samples[0][0]} | finish_shard(path, num_samples=len(samples))
+
+
+def build_manifest(
+    *,
+    shards: list[dict],
+    class_names: tuple[str, ...],
+    class_counts: list[int],
+    image_shape_HWC: tuple[int, int, int] | None,
+    image_format: str,
+    jpeg_quality: int,
+    provenance: dict,
+) -> dict:
+    """The manifest.json of a shard directory whose shards' entries are `shards` (in order)."""
+    return {
+        "format_version": FORMAT_VERSION,
+        "num_samples": int(sum(class_counts)),
+        "image_shape_HWC": None if image_shape_HWC is None else list(image_shape_HWC),
+        "image_format": image_format,
+        "jpeg_quality": jpeg_quality if image_format == "jpeg" else None,
+        "class_names": list(class_names),
+        "class_counts": list(class_counts),
+        "shards": shards,
+        "provenance": provenance,
+    }
+
+
 class _ShardSink:
     """Appends samples to shard-NNNNNN.tar files in a directory, closing one when a limit is reached."""
 
@@ -146,27 +224,17 @@ class _ShardSink:
         self.tar, self.file, self.num_in_shard, self.bytes_in_shard = None, None, 0, 0
 
     def add(self, key: str, image_bytes: bytes, label: int) -> None:
-        members = [  # (extension, bytes)
-            (self.ext, image_bytes),
-            ("cls", str(label).encode()),
-            (LABEL_INT32_EXT, np.int32(label).astype("<i4").tobytes()),
-        ]
+        members = sample_members(self.ext, image_bytes, label)
         size = _tar_bytes(len(data) for _, data in members)
         full = self.num_in_shard >= self.options.max_samples_per_shard
         if self.tar is not None and (full or self.bytes_in_shard + size > self.options.max_bytes_per_shard):
             self._close()
         if self.tar is None:
-            name = f"shard-{len(self.shards):06d}.tar"
-            # A file object, not a path: TarWriter gives a path to gopen, which reads "x:..." as a URL scheme.
+            name = shard_name(len(self.shards))
             self.file = open(self.directory / name, "wb")  # noqa: SIM115 (closed in _close)
-            # Byte-stable: mtime 0, no owner names, mode 0444 in every header (USTAR, TarWriter's default).
-            self.tar = wds.TarWriter(self.file, user="", group="", mode=0o444, mtime=0)
+            self.tar = open_tar_writer(self.file)
             self.shards.append({"name": name, "first_key": key})
-        # One write per member: TarWriter sorts a sample's entries by extension (cls, lbl, png); written one
-        # by one they keep the image-first order of the shards written before it did the writing, so the same
-        # source still gives the same bytes and manifest digest (trained GANs and statistics are cached by it).
-        for ext, data in members:
-            self.tar.write({"__key__": key, ext: data})
+        write_members(self.tar, key, members)
         self.num_in_shard += 1
         self.bytes_in_shard += size
         self.class_counts[label] += 1
@@ -175,10 +243,7 @@ class _ShardSink:
         self.tar.close()
         self.file.close()
         shard = self.shards[-1]
-        path = self.directory / shard["name"]
-        index = write_index(path)
-        shard |= {"num_samples": self.num_in_shard, "num_bytes": path.stat().st_size, "sha256": sha256_of(path)}
-        shard |= {"index": index.name, "index_sha256": sha256_of(index)}
+        shard |= finish_shard(self.directory / shard["name"], num_samples=self.num_in_shard)
         self.tar, self.num_in_shard, self.bytes_in_shard = None, 0, 0
 
     def finish(self) -> None:
@@ -213,17 +278,15 @@ def write_sample_stream(
             if progress is not None:
                 progress.update(1)
         sink.finish()
-        manifest = {
-            "format_version": FORMAT_VERSION,
-            "num_samples": int(sink.class_counts.sum()),
-            "image_shape_HWC": None if image_shape_HWC is None else list(image_shape_HWC),
-            "image_format": options.image_format,
-            "jpeg_quality": options.jpeg_quality if options.image_format == "jpeg" else None,
-            "class_names": list(class_names),
-            "class_counts": sink.class_counts.tolist(),
-            "shards": sink.shards,
-            "provenance": provenance,
-        }
+        manifest = build_manifest(
+            shards=sink.shards,
+            class_names=class_names,
+            class_counts=sink.class_counts.tolist(),
+            image_shape_HWC=image_shape_HWC,
+            image_format=options.image_format,
+            jpeg_quality=options.jpeg_quality,
+            provenance=provenance,
+        )
         write_json_atomic(tmp_dir / MANIFEST_NAME, manifest)
     except BaseException:
         shutil.rmtree(tmp_dir, ignore_errors=True)
@@ -241,7 +304,7 @@ def write_array_shards(split, out_dir: Path, *, options: ShardOptions, provenanc
     images, labels = split.images_NHWC, split.labels_N
     step = options.chunk_size
     tasks = [(images[i : i + step], options.image_format, options.jpeg_quality) for i in range(0, len(images), step)]
-    chunks = encoded_chunks(tasks, _encode_array_chunk, options.num_workers)
+    chunks = encoded_chunks(tasks, encode_array_chunk, options.num_workers)
     encoded = ((f"{i:08d}", data, int(labels[i])) for i, data in enumerate(b for chunk in chunks for b in chunk))
     return write_sample_stream(
         encoded,

@@ -115,7 +115,7 @@ def prepare_clip(images_NHWC: torch.Tensor, size: int) -> torch.Tensor:
     return _normalise(x, CLIP_MEAN, CLIP_STD)
 
 
-def _import_torchvision():
+def import_torchvision():
     """torchvision, also where its C++ ops do not load (timm and open_clip import it at module level, for transforms
     this module does not use).
 
@@ -143,7 +143,7 @@ def _import_torchvision():
 def _import_vision_package(package: str, extractor: str):
     """timm or open_clip, importable beside this torch; ConfigError saying how to install them otherwise."""
     try:
-        _import_torchvision()
+        import_torchvision()
         return __import__(package)
     except ImportError as error:
         raise ConfigError(f"--extractor {extractor} needs {package} ({error}): {INSTALL}") from error

@@ -1,0 +1,214 @@
+"""The `biggan` and `diffusers` generator kinds, with the real architectures at random weights (none can be fetched
+here): BigGAN-deep 128 from pytorch-pretrained-biggan's config class, a tiny DiTPipeline from diffusers' classes,
+each saved in its package's layout and loaded through its builder."""
+
+import numpy as np
+import pytest
+import pytorch_pretrained_biggan as biggan_package
+import torch
+from scipy import stats
+
+from distgan.data.transforms import to_uint8_images
+from distgan.errors import ConfigError
+from distgan.generators import LoadedGenerator, checked_sample, open_generator
+from distgan.generators.biggan import BigGANGenerator
+from distgan.generators.diffusers_dit import import_diffusers, parse_steps
+from distgan.generators.imagenet_synsets import IMAGENET_SYNSETS, imagenet_class_indices
+from distgan.runtime.hashing import sha256_of
+
+diffusers = import_diffusers()  # through distgan's door: PyPI's torchvision, which diffusers imports, needs it
+CPU = torch.device("cpu")
+# Three real classes, in an image-folder tree's (sorted) order: tench, goldfish, toilet tissue.
+SYNSETS = ["n01440764", "n01443537", "n15075141"]
+
+
+def seeded(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def open_biggan(weights, class_names=SYNSETS) -> LoadedGenerator:
+    return open_generator("biggan", None, weights, num_classes=len(class_names), device=CPU, class_names=class_names)
+
+
+def open_dit(weights, class_names=SYNSETS) -> LoadedGenerator:
+    return open_generator("diffusers", "steps=2", weights, num_classes=len(class_names), device=CPU,
+                          class_names=class_names)  # fmt: skip
+
+
+# ImageNet synsets.
+
+
+def test_synsets_are_imagenets_1000_in_index_order():
+    assert len(IMAGENET_SYNSETS) == len(set(IMAGENET_SYNSETS)) == 1000
+    assert list(IMAGENET_SYNSETS) == sorted(IMAGENET_SYNSETS)  # an image-folder tree's order is the index order
+    assert IMAGENET_SYNSETS[:2] == ("n01440764", "n01443537") and IMAGENET_SYNSETS[-1] == "n15075141"
+    # BigGAN's own table (WordNet offset → class index) agrees entry by entry.
+    assert all(biggan_package.utils.IMAGENET[int(s[1:])] == i for i, s in enumerate(IMAGENET_SYNSETS))
+
+
+def test_class_mapping_accepts_synsets_and_names_those_that_do_not_map():
+    assert imagenet_class_indices(SYNSETS, num_classes=3, kind="biggan").tolist() == [0, 1, 999]
+    with pytest.raises(ConfigError, match="no class names"):
+        imagenet_class_indices(None, num_classes=4, kind="biggan")
+    with pytest.raises(ConfigError, match=r"--generator.kind biggan.*2 of 3 are not, e.g. \['cat', 'dog'\]"):
+        imagenet_class_indices(["cat", "n01440764", "dog"], num_classes=3, kind="biggan")
+
+
+# BigGAN-deep.
+
+
+def converge_spectral_norms(model: torch.nn.Module, iterations: int = 30) -> None:
+    """Power-iterate each spectral norm's (u, v) to the top singular pair, as a trained checkpoint holds them: at
+    their random start, σ = uᵀWv is near 0 in eval mode and W/σ overflows to NaN within three blocks."""
+    for module in model.modules():
+        if hasattr(module, "weight_orig"):
+            weight, u = module.weight_orig.flatten(1), module.weight_u
+            for _ in range(iterations):
+                v = torch.nn.functional.normalize(weight.T @ u, dim=0)
+                u = torch.nn.functional.normalize(weight @ v, dim=0)
+            module.weight_u.copy_(u)
+            module.weight_v.copy_(v)
+
+
+@pytest.fixture(scope="module")
+def biggan_dir(tmp_path_factory):
+    """BigGAN-deep 128 (the package's default config: 50 M parameters) at random weights, in the package's layout."""
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        torch.manual_seed(0)
+        model = biggan_package.BigGAN(biggan_package.BigGANConfig())
+        # The unconditional output batch norm's affine parameters are left uninitialised by the package.
+        torch.nn.init.ones_(model.generator.bn.weight)
+        torch.nn.init.zeros_(model.generator.bn.bias)
+        converge_spectral_norms(model)
+    root = tmp_path_factory.mktemp("biggan-deep-128")
+    (root / "config.json").write_text(model.config.to_json_string())
+    torch.save(model.state_dict(), root / "pytorch_model.bin")
+    return root
+
+
+@pytest.fixture(scope="module")
+def loaded_biggan(biggan_dir) -> LoadedGenerator:
+    return open_biggan(biggan_dir)
+
+
+@pytest.fixture(scope="module")
+def biggan(loaded_biggan) -> BigGANGenerator:
+    return loaded_biggan.generator
+
+
+def test_biggan_images_are_uint8_nhwc_and_seeded(loaded_biggan, biggan_dir):
+    assert (loaded_biggan.image_size, loaded_biggan.channels, loaded_biggan.knob) == (128, 3, "truncation")
+    identity = loaded_biggan.identity
+    assert identity["sha256"] == sha256_of(biggan_dir / "pytorch_model.bin")
+    assert identity["truncation_convention"] == "scale"
+    labels = torch.tensor([0, 2], dtype=torch.int64)
+    first = checked_sample(loaded_biggan, labels, 0.5, seeded(1))  # the contract's checks pass
+    assert first.dtype == torch.uint8 and first.shape == (2, 128, 128, 3)
+    assert torch.equal(first, checked_sample(loaded_biggan, labels, 0.5, seeded(1)))
+    assert not torch.equal(first, checked_sample(loaded_biggan, labels, 0.5, seeded(2)))
+    assert first.float().std() > 1  # not a constant image
+
+
+def test_biggan_matches_the_packages_own_loader(biggan, biggan_dir):
+    """Same weights as `BigGAN.from_pretrained(dir)`, dataset classes onto BigGAN's one-hot, [-1, 1] → uint8."""
+    reference = biggan_package.BigGAN.from_pretrained(str(biggan_dir)).eval()
+    labels, truncation = torch.tensor([1, 2], dtype=torch.int64), 0.4
+    z = biggan.latents(2, truncation, seeded(3))
+    one_hot = torch.zeros(2, 1000)
+    one_hot[0, 1] = one_hot[1, 999] = 1  # goldfish, toilet tissue
+    with torch.no_grad():
+        expected = to_uint8_images(reference(z, one_hot, truncation))
+    assert np.array_equal(biggan.sample(labels, truncation, seeded(3)).numpy(), expected)
+
+
+def test_biggan_latents_follow_biggans_scale_convention(biggan):
+    """'scale': the same truncated-normal draw on [−2, 2], times τ (the package's truncated_noise_sample)."""
+    full = biggan.latents(200, 1.0, seeded(4))
+    half = biggan.latents(200, 0.5, seeded(4))
+    torch.testing.assert_close(half, 0.5 * full)
+    assert half.abs().max() <= 1.0
+    assert stats.kstest(full.double().numpy().ravel(), stats.truncnorm(-2, 2).cdf).pvalue > 0.01
+
+
+def test_biggan_refuses_what_it_cannot_do(biggan, biggan_dir, tmp_path):
+    with pytest.raises(ConfigError, match=r"truncation must lie in \(0, 1\]"):
+        biggan.sample(torch.tensor([0]), 1.5, seeded(0))
+    with pytest.raises(ConfigError, match=r"e.g. \['0', '1'\]"):
+        open_biggan(biggan_dir, class_names=["0", "1"])  # digits' class names are not ImageNet's
+    with pytest.raises(ConfigError, match="needs --generator.weights"):
+        open_biggan(None)
+    other_config = (biggan_dir / "config.json").read_text().replace('"z_dim": 128', '"z_dim": 64')
+    (tmp_path / "config.json").write_text(other_config)
+    (tmp_path / "pytorch_model.bin").symlink_to(biggan_dir / "pytorch_model.bin")
+    with pytest.raises(ConfigError, match="does not fit config.json"):  # from_pretrained would load it half-random
+        open_biggan(tmp_path)
+
+
+# DiT through diffusers.
+
+
+@pytest.fixture(scope="module")
+def dit_dir(tmp_path_factory):
+    """A tiny DiT (2 blocks, 8×8 latents) and VAE (16 px) at random weights, saved with save_pretrained. Its scheduler
+    is DDPM, whose steps draw fresh noise: the sampler must seed that too."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        # DiT-XL/2's layout (learned σ: 2 × 4 output channels), two blocks of width 16.
+        transformer = diffusers.DiTTransformer2DModel(num_attention_heads=2, attention_head_dim=8, in_channels=4,
+                                                      out_channels=8, num_layers=2, sample_size=8)  # fmt: skip
+        vae = diffusers.AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8, 16),
+                                      down_block_types=("DownEncoderBlock2D",) * 2,
+                                      up_block_types=("UpDecoderBlock2D",) * 2, layers_per_block=1, norm_num_groups=8,
+                                      sample_size=16)  # fmt: skip
+    pipeline = diffusers.DiTPipeline(transformer=transformer, vae=vae, scheduler=diffusers.DDPMScheduler())
+    root = tmp_path_factory.mktemp("dit-tiny")
+    pipeline.save_pretrained(root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def loaded_dit(dit_dir) -> LoadedGenerator:
+    return open_dit(dit_dir)
+
+
+@pytest.fixture(scope="module")
+def dit(loaded_dit):
+    return loaded_dit.generator
+
+
+def test_dit_images_are_uint8_nhwc_and_seeded(loaded_dit, dit):
+    assert (loaded_dit.image_size, loaded_dit.channels, loaded_dit.knob) == (16, 3, "guidance")  # 8 latent px × 2
+    assert dit.num_inference_steps == 2
+    assert loaded_dit.identity["truncation_convention"] is None
+    labels = torch.tensor([0, 1, 2], dtype=torch.int64)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(123)
+        rng_before = torch.get_rng_state()
+        first = checked_sample(loaded_dit, labels, 4.0, seeded(1))
+        assert torch.equal(torch.get_rng_state(), rng_before)  # the caller's global RNG is left as it was
+        torch.manual_seed(456)  # DDPM's steps draw from the global RNG: its state must not matter
+        again = checked_sample(loaded_dit, labels, 4.0, seeded(1))
+    assert first.dtype == torch.uint8 and first.shape == (3, 16, 16, 3)
+    assert torch.equal(first, again)
+    assert not torch.equal(first, checked_sample(loaded_dit, labels, 4.0, seeded(2)))
+
+
+def test_dit_guidance_scale_and_class_change_the_images(dit, dit_dir):
+    labels = torch.tensor([0, 2], dtype=torch.int64)
+    unguided = dit.sample(labels, 1.0, seeded(5))
+    assert not torch.equal(unguided, dit.sample(labels, 4.0, seeded(5)))
+    # The dataset's class 2 (toilet tissue) is ImageNet class 999, whatever the dataset's order.
+    in_imagenet_order = open_dit(dit_dir, class_names=list(IMAGENET_SYNSETS)).generator
+    assert torch.equal(unguided, in_imagenet_order.sample(torch.tensor([0, 999]), 1.0, seeded(5)))
+    assert not torch.equal(unguided, in_imagenet_order.sample(torch.tensor([0, 998]), 1.0, seeded(5)))
+
+
+def test_dit_refuses_what_it_cannot_do(dit, dit_dir):
+    assert parse_steps(None) == 50 and parse_steps("steps=25") == 25
+    for bad in ("25", "steps=0", "step=3"):
+        with pytest.raises(ConfigError, match="must be steps=N"):
+            parse_steps(bad)
+    with pytest.raises(ConfigError, match="guidance scale must be ≥ 1"):
+        dit.sample(torch.tensor([0]), 0.5, seeded(0))
+    with pytest.raises(ConfigError, match="model_index.json"):
+        open_dit(dit_dir / "vae")
