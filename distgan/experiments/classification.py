@@ -68,7 +68,7 @@ def synthetic_quality(cfg: SweepConfig, artifacts: SweepArtifacts, synthetic_dir
     classifier tested on it, Shmelkov et al.), and a sample grid in the trial directory."""
     synthetic = read_shards(synthetic_dir)
     sample_grid(synthetic.images_NHWC, synthetic.labels_N, trial_dir / SAMPLES_NAME)
-    quality = score_in_every_space(cfg, artifacts.references, artifacts.extractor_path, synthetic_dir)
+    quality = score_in_every_space(cfg, artifacts.references, artifacts.extractor_path, synthetic)
     extractor = load_classifier(artifacts.extractor_path)
     return {"quality": quality, "gan_test_accuracy": 1 - evaluate_classifier(extractor, synthetic)["top1_error"]}
 

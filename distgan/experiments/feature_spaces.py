@@ -103,9 +103,8 @@ def real_row_quality(references: dict) -> dict:
     return {name: json.loads((directory / REAL_ROW_NAME).read_text()) for name, directory in references.items()}
 
 
-def score_in_every_space(cfg: SweepConfig, references: dict, domain_model: Path, shard_dir: Path) -> dict:
-    """{space: scores} of the generated set in `shard_dir` (IS, FID, KID, CMMD as the space allows; per class)."""
-    split = read_shards(shard_dir)
+def score_in_every_space(cfg: SweepConfig, references: dict, domain_model: Path, split: ImageSplit) -> dict:
+    """{space: scores} of a generated set (IS, FID, KID, CMMD as the space allows; per class)."""
     fake = _image_set(split, cfg)
     quality = {}
     for name, directory in references.items():

@@ -20,7 +20,7 @@ import torch
 from distgan.data.transforms import to_uint8_images
 from distgan.errors import ConfigError
 from distgan.generators.imagenet_synsets import IMAGENET_SYNSETS, imagenet_class_indices
-from distgan.generators.registry import GENERATORS, Built, refuse_unused
+from distgan.generators.registry import GENERATORS, BuildRequest, Built, refuse_unused
 from distgan.models.truncation import truncated_latents
 from distgan.runtime.hashing import sha256_of
 
@@ -94,22 +94,14 @@ class BigGANGenerator:
 
 
 @GENERATORS.register("biggan")
-def build_biggan(
-    target: str | None,
-    weights: Path | None,
-    *,
-    num_classes: int,
-    class_names: tuple[str, ...] | None,
-    device: torch.device,
-    truncation_convention: str | None,
-    truncation_factor: float,
-) -> Built:
+def build_biggan(request: BuildRequest) -> Built:
     """`--generator.weights DIR` of BigGAN-deep; the dataset's classes mapped to ImageNet's by synset id. The
     truncation convention defaults to BigGAN's ("scale"), whose factor 2 is its truncnorm's bound [−2, 2]."""
-    refuse_unused("biggan", "--generator.target", target)
-    imagenet_index_K = imagenet_class_indices(class_names, num_classes=num_classes, kind="biggan")
-    model = load_biggan(weights)
-    convention = truncation_convention or DEFAULT_TRUNCATION_CONVENTION
-    generator = BigGANGenerator(model, imagenet_index_K, device=device, truncation_convention=convention,
-                                truncation_factor=truncation_factor)  # fmt: skip
-    return Built(generator, sha256_of(Path(weights) / WEIGHTS_NAME), "weights file", truncation_convention=convention)
+    refuse_unused("biggan", "--generator.target", request.target)
+    imagenet_index_K = imagenet_class_indices(request.class_names, num_classes=request.num_classes, kind="biggan")
+    model = load_biggan(request.weights)
+    convention = request.truncation_convention or DEFAULT_TRUNCATION_CONVENTION
+    generator = BigGANGenerator(model, imagenet_index_K, device=request.device, truncation_convention=convention,
+                                truncation_factor=request.truncation_factor)  # fmt: skip
+    digest = sha256_of(Path(request.weights) / WEIGHTS_NAME)
+    return Built(generator, digest, "weights file", truncation_convention=convention)

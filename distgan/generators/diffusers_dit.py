@@ -21,7 +21,7 @@ import torch
 
 from distgan.errors import ConfigError
 from distgan.generators.imagenet_synsets import IMAGENET_SYNSETS, imagenet_class_indices
-from distgan.generators.registry import GENERATORS, Built, path_sha256
+from distgan.generators.registry import GENERATORS, BuildRequest, Built, path_sha256
 from distgan.metrics.vision_transformers import import_torchvision
 
 INSTALL = "pip install diffusers==0.42.1 (make run and make test do)"
@@ -100,20 +100,11 @@ class DiTGenerator:
 
 
 @GENERATORS.register("diffusers")
-def build_dit(
-    target: str | None,
-    weights: Path | None,
-    *,
-    num_classes: int,
-    class_names: tuple[str, ...] | None,
-    device: torch.device,
-    truncation_convention: str | None,
-    truncation_factor: float,
-) -> Built:
+def build_dit(request: BuildRequest) -> Built:
     """`--generator.weights DIR` of a DiTPipeline, `--generator.target steps=N`; the dataset's classes mapped to
     ImageNet's by synset id. No truncation: the truncation flags do not apply (the registry warns)."""
-    num_inference_steps = parse_steps(target)
-    imagenet_index_K = imagenet_class_indices(class_names, num_classes=num_classes, kind="diffusers")
-    pipeline = load_dit_pipeline(weights)
-    generator = DiTGenerator(pipeline, imagenet_index_K, device=device, num_inference_steps=num_inference_steps)
-    return Built(generator, path_sha256(Path(weights)), "pipeline directory")
+    num_inference_steps = parse_steps(request.target)
+    imagenet_index_K = imagenet_class_indices(request.class_names, num_classes=request.num_classes, kind="diffusers")
+    pipeline = load_dit_pipeline(request.weights)
+    generator = DiTGenerator(pipeline, imagenet_index_K, device=request.device, num_inference_steps=num_inference_steps)
+    return Built(generator, path_sha256(Path(request.weights)), "pipeline directory")

@@ -12,10 +12,8 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-import torch
-
 from distgan.errors import ConfigError
-from distgan.generators.registry import GENERATORS, Built, refuse_unused
+from distgan.generators.registry import GENERATORS, BuildRequest, Built, refuse_unused
 from distgan.runtime.hashing import sha256_of
 
 TARGET_FORM = "module:function or path/to/file.py:function"
@@ -68,19 +66,10 @@ def source_of(module: ModuleType, target: str) -> tuple[str, str]:
 
 
 @GENERATORS.register("python")
-def build_python(
-    target: str | None,
-    weights: Path | None,
-    *,
-    num_classes: int,
-    class_names: tuple[str, ...] | None,
-    device: torch.device,
-    truncation_convention: str | None,
-    truncation_factor: float,
-) -> Built:
+def build_python(request: BuildRequest) -> Built:
     """The object `function(num_classes=K, device=device)` returns."""
-    refuse_unused("python", "--generator.weights", weights)
-    where, function_name = split_target(target)
+    refuse_unused("python", "--generator.weights", request.weights)
+    where, function_name = split_target(request.target)
     is_file = where.endswith(".py") or "/" in where
     module = import_file(Path(where)) if is_file else import_module(where)
     factory = getattr(module, function_name, None)
@@ -88,5 +77,5 @@ def build_python(
         raise ConfigError(f"--generator.target: {where} has no function {function_name!r}")
     if not callable(factory):
         raise ConfigError(f"--generator.target: {where}:{function_name} is a {type(factory).__name__}, not callable")
-    sha256, covers = source_of(module, target)
-    return Built(factory(num_classes=num_classes, device=device), sha256, covers)
+    sha256, covers = source_of(module, request.target)
+    return Built(factory(num_classes=request.num_classes, device=request.device), sha256, covers)

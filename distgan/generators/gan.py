@@ -5,12 +5,10 @@ Its knob is the truncation τ; the latents come from `models.truncation.truncate
 it makes the images `sample_images(..., seed=s)` makes.
 """
 
-from pathlib import Path
-
 import torch
 
 from distgan.errors import ConfigError
-from distgan.generators.registry import GENERATORS, Built, existing_file, refuse_unused
+from distgan.generators.registry import GENERATORS, BuildRequest, Built, existing_file, refuse_unused
 from distgan.models.gan import ConditionalGenerator, load_generator
 from distgan.models.truncation import images_from_latents, truncated_latents
 from distgan.runtime.hashing import sha256_of
@@ -41,22 +39,16 @@ class TrainedGan:
 
 
 @GENERATORS.register("distgan")
-def build_trained_gan(
-    target: str | None,
-    weights: Path | None,
-    *,
-    num_classes: int,
-    class_names: tuple[str, ...] | None,
-    device: torch.device,
-    truncation_convention: str | None,
-    truncation_factor: float,
-) -> Built:
+def build_trained_gan(request: BuildRequest) -> Built:
     """`--generator.weights generator.pt`; its class count must be the dataset's."""
-    refuse_unused("distgan", "--generator.target", target)
-    path = existing_file(weights, "--generator.weights", "distgan", "a generator.pt written by `distgan train-gan`")
+    refuse_unused("distgan", "--generator.target", request.target)
+    what = "a generator.pt written by `distgan train-gan`"
+    path = existing_file(request.weights, "--generator.weights", "distgan", what)
     net = load_generator(path)
-    if net.num_classes != num_classes:
-        raise ConfigError(f"--generator.weights: {path} makes {net.num_classes} classes, the dataset has {num_classes}")
-    convention = truncation_convention or DEFAULT_CONVENTION
-    gan = TrainedGan(net.to(device), convention=convention, factor=truncation_factor)
+    if net.num_classes != request.num_classes:
+        raise ConfigError(
+            f"--generator.weights: {path} makes {net.num_classes} classes, the dataset has {request.num_classes}"
+        )
+    convention = request.truncation_convention or DEFAULT_CONVENTION
+    gan = TrainedGan(net.to(request.device), convention=convention, factor=request.truncation_factor)
     return Built(gan, sha256_of(path), "weights file", truncation_convention=convention)

@@ -1,20 +1,16 @@
 """Generator kinds (`--generator.kind`): each opens a generator that follows the contract (contract.py).
 
-A kind is a builder registered in GENERATORS, called as
-
-    build(target, weights, *, num_classes, class_names, device, truncation_convention, truncation_factor) -> Built
-
-with `target` (`--generator.target`) and `weights` (`--generator.weights`) as given (None when unset),
-`class_names` the real dataset's classes in label order (None when unknown; kinds that map classes by name
-refuse None), and `truncation_convention` None for the kind's own default. `open_generator` is the front door:
-it builds, checks the contract's attributes and names what made the generator by sha256 for cache keys.
+A kind is a builder registered in GENERATORS, called as `build(request: BuildRequest) -> Built`.
+`open_generator` is the front door: it builds, checks the contract's attributes and names what made the
+generator by sha256 for cache keys.
 """
 
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 
@@ -36,18 +32,20 @@ class Built:
     truncation_convention: str | None = None  # the convention it samples with; None for a kind without one
 
 
-class Builder(Protocol):
-    def __call__(
-        self,
-        target: str | None,
-        weights: Path | None,
-        *,
-        num_classes: int,
-        class_names: tuple[str, ...] | None,
-        device: torch.device,
-        truncation_convention: str | None,
-        truncation_factor: float,
-    ) -> Built: ...
+@dataclass(frozen=True)
+class BuildRequest:
+    """What every builder is given: the flags as set (None when unset) and the dataset's classes."""
+
+    target: str | None  # --generator.target
+    weights: Path | None  # --generator.weights
+    num_classes: int
+    class_names: tuple[str, ...] | None  # in label order; kinds that map classes by name refuse None
+    device: torch.device
+    truncation_convention: str | None  # None: the kind's own default
+    truncation_factor: float
+
+
+Builder = Callable[[BuildRequest], Built]
 
 
 GENERATORS: Registry[Builder] = Registry("generator kind", "--generator.kind")
@@ -68,10 +66,9 @@ def open_generator(
     if class_names is not None and len(class_names) != num_classes:
         raise ConfigError(f"{len(class_names)} class names for {num_classes} classes")
     weights = None if weights is None else Path(weights)
-    built = GENERATORS.get_or_raise(kind)(
-        target, weights, num_classes=num_classes, class_names=None if class_names is None else tuple(class_names),
-        device=device, truncation_convention=truncation_convention, truncation_factor=truncation_factor,
-    )  # fmt: skip
+    request = BuildRequest(target, weights, num_classes, None if class_names is None else tuple(class_names), device,
+                           truncation_convention, truncation_factor)  # fmt: skip
+    built = GENERATORS.get_or_raise(kind)(request)
     identity = {
         "kind": kind,
         "target": target,

@@ -26,7 +26,7 @@ from distgan.data.manifest import image_extension, manifest_digest, read_manifes
 from distgan.data.shards import BadSamples, usable_shards
 from distgan.data.sources import IMAGE_SUFFIXES
 from distgan.errors import ConfigError, DataError
-from distgan.generators.registry import GENERATORS, Built, refuse_unused
+from distgan.generators.registry import GENERATORS, BuildRequest, Built, refuse_unused
 
 DEFAULT_KNOB = "knob"
 
@@ -230,21 +230,12 @@ class SampleFolders:
 
 
 @GENERATORS.register("samples")
-def build_samples(
-    target: str | None,
-    weights: Path | None,
-    *,
-    num_classes: int,
-    class_names: tuple[str, ...] | None,
-    device: torch.device,
-    truncation_convention: str | None,
-    truncation_factor: float,
-) -> Built:
+def build_samples(request: BuildRequest) -> Built:
     """`--generator.target DIR` (module docstring); classes map by name onto `class_names`."""
-    refuse_unused("samples", "--generator.weights", weights)
-    if target is None:
+    refuse_unused("samples", "--generator.weights", request.weights)
+    if request.target is None:
         raise ConfigError("--generator.kind samples needs --generator.target DIR (DIR/<value>/<class>/*.png)")
-    if class_names is None:
+    if request.class_names is None:
         raise ConfigError("--generator.kind samples maps classes by name: it needs the dataset's class names")
-    folders = SampleFolders(Path(target), class_names)
+    folders = SampleFolders(Path(request.target), request.class_names)
     return Built(folders, listing_digest(folders.folders), "samples listing")

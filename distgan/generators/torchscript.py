@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from distgan.errors import ConfigError, DataError
-from distgan.generators.registry import GENERATORS, Built, existing_file
+from distgan.generators.registry import GENERATORS, BuildRequest, Built, existing_file
 from distgan.runtime.hashing import sha256_of
 
 
@@ -33,20 +33,11 @@ def scripted_file(target: str | None, weights: Path | None) -> Path:
 
 
 @GENERATORS.register("torchscript")
-def build_torchscript(
-    target: str | None,
-    weights: Path | None,
-    *,
-    num_classes: int,
-    class_names: tuple[str, ...] | None,
-    device: torch.device,
-    truncation_convention: str | None,
-    truncation_factor: float,
-) -> Built:
+def build_torchscript(request: BuildRequest) -> Built:
     """The scripted module, on `device`, in eval mode."""
-    path = scripted_file(target, weights)
+    path = scripted_file(request.target, request.weights)
     try:
-        module = torch.jit.load(path, map_location=device)
+        module = torch.jit.load(path, map_location=request.device)
     except (RuntimeError, ValueError) as err:  # torch's archive reader raises these for a foreign or damaged file
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise DataError(f"{path}: not a TorchScript file ({first_line})") from None
