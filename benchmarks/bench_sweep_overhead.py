@@ -33,9 +33,10 @@ from ray import tune  # noqa: E402
 
 from distgan.analysis.report import build_report  # noqa: E402
 from distgan.config import SweepConfig, to_dict  # noqa: E402
-from distgan.experiments.artifacts import prepare_sweep  # noqa: E402
+from distgan.experiments.artifacts import prepare_real_shards, prepare_sweep  # noqa: E402
 from distgan.experiments.classification import TrainingSet, run_classification_trial  # noqa: E402
-from distgan.experiments.spaces import SPACES  # noqa: E402
+from distgan.experiments.generated import resolve_generator  # noqa: E402
+from distgan.experiments.spaces import REAL_ROW, SPACES, generated  # noqa: E402
 from distgan.experiments.sweep import run_sweep  # noqa: E402
 from distgan.experiments.trial import trial_dir, trial_name  # noqa: E402
 from distgan.recipes import RECIPES  # noqa: E402
@@ -50,17 +51,18 @@ TRIAL_IMPORTS = "import ray.tune, torch, torch._dynamo, distgan.experiments.tria
 
 
 def sweep_config(recipe: str, results_dir: Path) -> SweepConfig:
-    """`tune/sweep.py` with the recipe's flag and the ONE_AT_A_TIME flags, as a config."""
-    return replace(RECIPES[recipe](), results_dir=results_dir, workers_per_trial=1, cpus_per_worker=1.0,
-                   max_concurrent_trials=1)  # fmt: skip
+    """`tune/sweep.py` with the recipe's flag and the ONE_AT_A_TIME flags, as a config (its knob values resolved)."""
+    cfg = replace(RECIPES[recipe](), results_dir=results_dir, workers_per_trial=1, cpus_per_worker=1.0,
+                  max_concurrent_trials=1)  # fmt: skip
+    return resolve_generator(cfg, prepare_real_shards(cfg)[0])[0]
 
 
 def run_trials(cfg: SweepConfig, artifacts) -> None:
     """The replacement trials one after another in this process, into the sweep's trial directories."""
     launch = replace(sweep_launch(cfg, in_tune_trial=False), in_process=True)
-    for truncation in [None, *cfg.truncations]:
-        directory = trial_dir(cfg, trial_name("replacement", {"point": {"truncation": truncation}}, ""))
-        training = TrainingSet(experiment="replacement", truncation=truncation)
+    for point in [REAL_ROW, *map(generated, cfg.knob_values)]:
+        directory = trial_dir(cfg, trial_name("replacement", {"point": point}, "", "truncation"))
+        training = TrainingSet(experiment="replacement", real=point["real"], knob_value=point["knob_value"])
         run_classification_trial(cfg, artifacts, training, generator=artifacts.generator, trial_dir=directory,
                                  launch=launch)  # fmt: skip
 
@@ -72,7 +74,7 @@ def one_process_sweep(recipe: str, results_dir: Path) -> None:
     cfg = sweep_config(recipe, results_dir)
     cfg.out_dir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(cfg.out_dir / "config.json", to_dict(cfg))
-    artifacts = prepare_sweep(cfg, sweep_launch(cfg, in_tune_trial=False))
+    artifacts = prepare_sweep(cfg, sweep_launch(cfg, in_tune_trial=False), generator=None)
     torch.set_num_threads(1)
     run_trials(cfg, artifacts)
     build_report(cfg.out_dir)
@@ -123,8 +125,8 @@ def trials_alone(results_dir: Path, quick: bool) -> dict[str, float]:
     """Part 2, in this process's Ray, on artifacts cached before any timing."""
     cfg = sweep_config("digits_quick", results_dir / "warm")
     if quick:
-        cfg = replace(cfg, truncations=(1.0,), classifier=replace(cfg.classifier, epochs=1, warmup_fraction=0.0))
-    artifacts = prepare_sweep(cfg, sweep_launch(cfg, in_tune_trial=False))
+        cfg = replace(cfg, knob_values=(1.0,), classifier=replace(cfg.classifier, epochs=1, warmup_fraction=0.0))
+    artifacts = prepare_sweep(cfg, sweep_launch(cfg, in_tune_trial=False), generator=None)
     warmup = replace(cfg, name="warmup", classifier=replace(cfg.classifier, epochs=1, warmup_fraction=0.0))
     plain_trials(warmup, artifacts)  # samples the synthetic sets: every run below finds them cached
     threads = torch.get_num_threads()

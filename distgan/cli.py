@@ -8,19 +8,16 @@ import sys
 
 from tqdm import tqdm
 
-from distgan.config import ClassifierConfig, EngineConfig, GanConfig, SampleConfig
+from distgan.config import ClassifierConfig, EngineConfig, GanConfig, GeneratorConfig, SampleConfig
 from distgan.data.imagefolder import write_image_folder_shards
 from distgan.data.manifest import read_manifest
 from distgan.data.mixtures import write_mixture
 from distgan.data.overlap import is_real, refuse_shared_images
-from distgan.data.shards import read_shards, write_shards
-from distgan.data.sources import SOURCES, ImageSplit, load_split
+from distgan.data.sources import SOURCES, load_split
 from distgan.data.writer import ShardOptions, write_array_shards
 from distgan.errors import ConfigError, DistganError
 from distgan.flags import add_flags, apply_flags
 from distgan.metrics.extractors import EXTRACTORS
-from distgan.models.gan import load_generator
-from distgan.models.truncation import sample_images
 from distgan.profiling.cli import add_profile_parser
 from distgan.runtime import distributed
 from distgan.runtime.hashing import sha256_of
@@ -94,26 +91,17 @@ def train_gan_stage(args) -> dict:
 
 
 def sample_stage(args) -> dict:
-    """Generate one image per real training image (same class) at truncation τ, as shards."""
-    cfg = apply_flags(SampleConfig(), args, "sample.")
-    real = read_shards(args.like)
-    images = sample_images(
-        load_generator(args.generator),
-        real.labels_N,
-        truncation=args.truncation,
-        factor=cfg.truncation_factor,
-        seed=cfg.seed,
-    )
-    provenance = {
-        "kind": "synthetic",
-        "truncation": args.truncation,
-        "truncation_factor": cfg.truncation_factor,
-        "seed": cfg.seed,
-        "generator_sha256": sha256_of(args.generator),
-    }
-    synthetic = ImageSplit(images_NHWC=images, labels_N=real.labels_N, class_names=real.class_names)
-    manifest = write_shards(synthetic, args.out, max_samples_per_shard=2000, provenance=provenance)
-    return {"out": str(args.out), "num_samples": manifest["num_samples"]}
+    """Sample a generator (any kind: --generator.kind) at one knob value: one image per real training image of the
+    same class, in the real shards' size and channels, as shards. Under torchrun each rank samples its shards; the
+    set is the same whatever the number of ranks, and a killed run resumes without redoing finished shards."""
+    from distgan.experiments.generated import sampling_job, sampling_worker
+
+    generator = apply_flags(GeneratorConfig(), args, "generator.")
+    sample = apply_flags(SampleConfig(), args, "sample.")
+    job = sampling_job(generator, sample, args.knob_value, args.like, out_dir=args.out, shard_size=args.shard_size)
+    manifest = sampling_worker(job)
+    identity = manifest["provenance"]["sampling"]["generator"]
+    return {"out": str(args.out), "num_samples": manifest["num_samples"], "generator_sha256": identity["sha256"]}
 
 
 def train_classifier_stage(args) -> dict:
@@ -203,10 +191,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=train_gan_stage)
 
     p = stages.add_parser("sample", help=sample_stage.__doc__)
-    p.add_argument("--generator", type=absolute, required=True)
-    p.add_argument("--like", type=absolute, required=True, help="real training shards whose labels to follow")
-    p.add_argument("--truncation", type=float, required=True)
+    p.add_argument("--like", type=absolute, required=True, help="real training shards: class counts, size, channels")
+    p.add_argument("--knob-value", type=float, help="τ, guidance scale, ...; unset for a generator without knob")
     p.add_argument("--out", type=absolute, required=True)
+    p.add_argument("--shard-size", type=int, default=2000, help="images per shard (part of the set's seeding)")
+    add_flags(p, GeneratorConfig, "generator.")
     add_flags(p, SampleConfig, "sample.")
     p.set_defaults(run=sample_stage)
 

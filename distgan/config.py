@@ -14,7 +14,9 @@ from pathlib import Path
 from distgan.data.sources import SOURCES
 from distgan.errors import ConfigError
 from distgan.models.classifiers import CLASSIFIERS
-from distgan.models.gan import GAN_IMAGE_SIZE_RULE, is_gan_image_size
+from distgan.models.gan import GAN_ARCHS, image_size_rule, makes_image_size
+from distgan.models.gans.losses import GAN_LOSSES
+from distgan.models.truncation import TRUNCATION_CONVENTIONS
 from distgan.runtime.paths import absolute
 from distgan.train.launch import check_gpus_per_worker
 
@@ -84,43 +86,109 @@ class DataConfig:
 
 @dataclass(kw_only=True)
 class GanConfig:
-    """The class-conditional GAN and its training."""
+    """The class-conditional GAN and its training (docs/gans.md)."""
 
+    arch: str = "sngan-projection"  # registered architecture: dcgan, acgan, sngan-projection, biggan (models/gan.py)
     latent_dim: int = 64  # size of z
     g_width: int = 32  # generator channels at full resolution (doubles per ×2 downscale)
     d_width: int = 32  # discriminator channels at full resolution
-    loss: str = "hinge"  # "hinge" or "nonsaturating"
+    loss: str = "hinge"  # registered objective: hinge, nonsaturating, wgan-gp (models/gans/losses.py)
+    gradient_penalty_weight: float = 10.0  # wgan-gp: λ on E[(‖∇D(x̂)‖₂ − 1)²] (Gulrajani et al. 2017)
     lr_d: float = 2e-4  # Adam learning rate of D
     lr_g: float = 2e-4  # Adam learning rate of G
-    beta1: float = 0.0  # Adam β1 of both (SN-GAN / BigGAN use 0)
-    beta2: float = 0.9  # Adam β2 of both
+    beta1: float | None = None  # Adam β1 of both; None: the loss's (0 for all three, as SN-GAN, BigGAN, WGAN-GP)
+    beta2: float | None = None  # Adam β2 of both; None: the loss's (0.9 for all three)
     batch_size: int = 64  # images per D or G step
     iterations: int = 2000  # G steps
-    d_steps_schedule: str = "2"  # D steps per G step over iterations, e.g. "5,4@5000,3@10000,2@20000"
+    # D steps per G step over iterations, e.g. "5,4@5000,3@10000,2@20000"; None: the loss's ("2"; wgan-gp: "5")
+    d_steps_schedule: str | None = None
+    ema_decay: float = 0.999  # biggan: decay of the moving average of G's weights, which generator.pt holds
+    ema_start: int = 0  # biggan: the G iteration the average starts at (before it, a copy of G)
     seed: int = 0  # initialisation and data order of the GAN
 
     def __post_init__(self) -> None:
-        _require(self.loss in ("hinge", "nonsaturating"), "gan.loss", "'hinge' or 'nonsaturating'", self.loss)
-        for name in ("lr_d", "lr_g"):
+        GAN_ARCHS.get_or_raise(self.arch)
+        GAN_LOSSES.get_or_raise(self.loss)
+        for name in ("lr_d", "lr_g", "gradient_penalty_weight"):
             _require(getattr(self, name) > 0, f"gan.{name.replace('_', '-')}", "> 0", getattr(self, name))
         for name in ("beta1", "beta2"):
-            _require(0 <= getattr(self, name) < 1, f"gan.{name}", "in [0, 1)", getattr(self, name))
+            value = getattr(self, name)
+            _require(value is None or 0 <= value < 1, f"gan.{name}", "in [0, 1) or none (the loss's)", value)
         for name in ("latent_dim", "g_width", "d_width", "batch_size", "iterations"):
             _require(getattr(self, name) >= 1, f"gan.{name.replace('_', '-')}", "≥ 1", getattr(self, name))
-        parse_d_steps_schedule(self.d_steps_schedule)
+        if self.d_steps_schedule is not None:
+            parse_d_steps_schedule(self.d_steps_schedule)
+        _require(0 <= self.ema_decay < 1, "gan.ema-decay", "in [0, 1)", self.ema_decay)
+        _require(self.ema_start >= 0, "gan.ema-start", "≥ 0", self.ema_start)
+
+    def resolved(self) -> "GanConfig":
+        """This config with the fields left to the loss (None) set to its defaults: what training uses and what
+        generator.pt records. The config itself keeps None, so that a later `--gan.loss` brings its own defaults."""
+        loss = GAN_LOSSES[self.loss]
+        return dataclasses.replace(
+            self,
+            d_steps_schedule=loss.d_steps_schedule if self.d_steps_schedule is None else self.d_steps_schedule,
+            beta1=loss.betas[0] if self.beta1 is None else self.beta1,
+            beta2=loss.betas[1] if self.beta2 is None else self.beta2,
+        )
 
 
 @dataclass(kw_only=True)
 class SampleConfig:
-    """Sampling the generator: latents from a truncated normal."""
+    """Sampling the generator: one image per real training image of the same class, at each knob value."""
 
-    truncation_factor: float = 2.0  # entries of z outside [-factor·τ, factor·τ] are resampled (paper's footnote)
+    truncation_factor: float = 2.0  # z entries are bounded by factor·τ ("resample") or by factor, times τ ("scale")
+    truncation_convention: str | None = None  # "resample" (paper's footnote), "scale" (BigGAN's); None: the kind's
     truncation: float = 1.0  # τ of the spaces that do not sweep it (gan, gan-test)
-    seed: int = 0  # of the latents: the same seed, generator and labels give the same synthetic set
+    seed: int = 0  # of the noise: the same seed, generator and labels give the same synthetic set
+    batch_size: int = 500  # images per `sample` call (bounds the generator's memory; part of the set's seeding)
 
     def __post_init__(self) -> None:
         _require(self.truncation_factor > 0, "sample.truncation-factor", "> 0", self.truncation_factor)
+        _require(
+            self.truncation_convention in (None, *TRUNCATION_CONVENTIONS),
+            "sample.truncation-convention",
+            f"one of {list(TRUNCATION_CONVENTIONS)}",
+            self.truncation_convention,
+        )
         _require(self.truncation > 0, "sample.truncation", "> 0", self.truncation)
+        _require(self.batch_size >= 1, "sample.batch-size", "≥ 1", self.batch_size)
+
+
+@dataclass(kw_only=True)
+class GeneratorConfig:
+    """The generative model under study (docs/generators.md): the GAN the sweep trains, or the user's own."""
+
+    kind: str = "distgan"  # distgan (trained by the sweep), python, torchscript, samples, biggan, diffusers
+    target: str | None = None  # python: module:function or file.py:function; samples: DIR; diffusers: steps=N
+    weights: Path | None = None  # torchscript file; biggan / diffusers directory; distgan generator.pt (made absolute)
+    synsets: tuple[str, ...] = ()  # biggan, diffusers: ImageNet synset of each class in label order, when the
+    # dataset's class names are not synsets (e.g. n01440764,n01443537,...)
+
+    def __post_init__(self) -> None:
+        from distgan.generators import GENERATORS  # registered kinds; the package imports this module's neighbours
+
+        _require(self.kind in GENERATORS, "generator.kind", f"one of {sorted(GENERATORS)}", self.kind)
+        self.weights = absolute(self.weights)
+        self.target = _absolute_target(self.kind, self.target)
+
+    @property
+    def trained_by_the_sweep(self) -> bool:
+        """The distgan kind without weights: the sweep trains its GAN (cfg.gan)."""
+        return self.kind == "distgan" and self.weights is None
+
+
+def _absolute_target(kind: str, target: str | None) -> str | None:
+    """--generator.target with its path made absolute (a trial runs in its own directory): the samples DIR, the
+    torchscript file, the file of a python `file.py:function`; a module name is left as is."""
+    if target is None or kind not in ("samples", "torchscript", "python"):
+        return target
+    if kind != "python":
+        return str(absolute(target))
+    where, colon, function = target.rpartition(":")
+    if colon and (where.endswith(".py") or "/" in where):
+        return f"{absolute(where)}:{function}"
+    return target
 
 
 @dataclass(kw_only=True)
@@ -267,7 +335,8 @@ class SweepConfig:
     gpus_per_worker: float = 0.0  # > 0: NCCL, bf16 autocast and DALI's mixed decoder follow from it
     max_concurrent_trials: int = 0  # 0: as many as the cluster's resources allow
     max_failures: int = 1  # retries of a failed trial; it resumes from its last checkpoint
-    truncations: tuple[float, ...] = PAPER_TRUNCATIONS  # replacement and augmentation spaces
+    knob_values: tuple[float, ...] = ()  # replacement, augmentation: the generator's knob (τ, guidance); () its
+    # defaults: the paper's τ for a GAN's truncation, DiT's guidance scales, the folders of a samples DIR
     fractions: tuple[float, ...] = (0.25, 0.5, 1.0)  # augmentation: extra generated images, × real count
     include_real: bool = True  # add the real-data row (the classifier trained on real images)
     num_samples: int = 8  # gan space: hyperparameter draws
@@ -276,6 +345,7 @@ class SweepConfig:
     generator_seeds: tuple[int, ...] = (0, 1, 2)  # gan-test space: one generator per GAN seed
     data: DataConfig = field(default_factory=DataConfig)
     gan: GanConfig = field(default_factory=GanConfig)
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     sample: SampleConfig = field(default_factory=SampleConfig)
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
@@ -290,8 +360,11 @@ class SweepConfig:
         check_gpus_per_worker(self.workers_per_trial, self.gpus_per_worker)
         _require(self.max_concurrent_trials >= 0, "max-concurrent-trials", "≥ 0", self.max_concurrent_trials)
         _require(self.max_failures >= 0, "max-failures", "≥ 0", self.max_failures)
-        for tau in self.truncations:
-            _require(tau > 0, "truncations", "a list of truncations > 0", tau)
+        _require(len(set(self.knob_values)) == len(self.knob_values), "knob-values", "distinct", self.knob_values)
+        if self.generator.kind == "distgan":  # its knob is known without opening it: the truncation τ
+            self.knob_values = self.knob_values or PAPER_TRUNCATIONS
+            for tau in self.knob_values:
+                _require(tau > 0, "knob-values", "truncations > 0", tau)
         for fraction in self.fractions:
             _require(fraction > 0, "fractions", "a list of fractions > 0", fraction)
         _require(self.num_samples >= 1, "num-samples", "≥ 1", self.num_samples)
@@ -302,7 +375,9 @@ class SweepConfig:
             self.scheduler_metric,
         )
         _require(1 <= self.rungs <= self.gan.iterations, "rungs", "in [1, gan.iterations]", self.rungs)
-        _require(is_gan_image_size(self.data.image_size), "data.image-size", GAN_IMAGE_SIZE_RULE, self.data.image_size)
+        if self.generator.trained_by_the_sweep:  # its GAN makes images of the data's size (a user's is fitted to it)
+            size, arch = self.data.image_size, self.gan.arch
+            _require(makes_image_size(arch, size), "data.image-size", image_size_rule(arch), size)
         _require(len(self.generator_seeds) >= 1, "generator-seeds", "a non-empty list", self.generator_seeds)
 
     @property

@@ -9,7 +9,8 @@ TRAINING_SETS = ("real", "synthetic", "real+synthetic")  # what a trial's classi
 # Every result names its sweep, trial, training set, classes and config; the rest may be missing or null when
 # the trial did not measure it (a GAN trial stopped early, a real row without a generator).
 REQUIRED_KEYS = ("sweep", "space", "trial", "training_set", "class_names", "config")
-GAN_FIELDS = ("lr_d", "lr_g", "batch_size", "iterations", "d_steps_schedule", "seed")  # result["gan"]: the report's
+# result["gan"]: the report's GAN columns
+GAN_FIELDS = ("arch", "loss", "lr_d", "lr_g", "batch_size", "iterations", "d_steps_schedule", "seed")
 SCORES = (  # Tune reports them beside the labelled sample metrics; the report tabulates and correlates them
     "top1_error",
     "top5_error",
@@ -20,8 +21,12 @@ SCORES = (  # Tune reports them beside the labelled sample metrics; the report t
 QUALITY_SCORES = ("inception_score_mean", "inception_score_std", "fid", "kid_mean", "kid_std", "cmmd")
 QUALITY_LABELS = {"inception_score_mean": "IS", "fid": "FID", "kid_mean": "KID", "cmmd": "CMMD"}
 OPTIONAL_KEYS = (  # gan_train_accuracy is not among them: a result without it gets it derived (`gan_train_accuracy`)
-    "truncation",
+    "knob",
+    "knob_value",
     "synthetic_fraction",
+    "sample",
+    "generator",
+    "sampling",
     "top1_error",
     "top5_error",
     "per_class_accuracy",
@@ -39,7 +44,8 @@ CSV_COLUMNS = (  # report.csv: one row per trial, then labelled(metric, space) f
     "experiment",
     "trial",
     "training_set",
-    "truncation",
+    "knob",
+    "knob_value",
     "synthetic_fraction",
     "top5_error",
     "top1_error",
@@ -49,6 +55,20 @@ CSV_COLUMNS = (  # report.csv: one row per trial, then labelled(metric, space) f
     "gan_iterations_done",
     "stopped_early",
 )
+
+
+KNOB_SYMBOLS = {"truncation": "τ", "guidance": "w"}  # how tables name the generator's knob; others by their name
+KNOB_HEADERS = {"truncation": "Truncation τ", "guidance": "Guidance scale w"}
+
+
+def knob_label(knob: str | None) -> str:
+    """A knob as figures and sentences name it: τ (truncation), w (guidance scale), or its own name."""
+    return KNOB_SYMBOLS.get(knob, knob or "knob")
+
+
+def knob_header(knob: str | None) -> str:
+    """A knob as a table's column names it: "Truncation τ", "Guidance scale w", or its own name."""
+    return KNOB_HEADERS.get(knob, knob or "Knob")
 
 
 def labelled(metric: str, space: str) -> str:

@@ -19,16 +19,23 @@ import yaml
 
 from distgan.config import SweepConfig
 from distgan.errors import DistganError
+from distgan.experiments.artifacts import prepare_real_shards
+from distgan.experiments.generated import resolve_generator
 from distgan.experiments.spaces import resolve_space
-from distgan.experiments.sweep import SweepOutcome, run_sweep
+from distgan.experiments.sweep import SweepOutcome, require_resumable, run_sweep
 from distgan.flags import add_flags, apply_flags, with_overrides
 from distgan.recipes import RECIPES
 
 
 def run(cfg: SweepConfig, *, resume: bool = False) -> SweepOutcome:
-    """Run the sweep that cfg describes (its space by name or YAML file) and write its report."""
+    """Run the sweep that cfg describes (its space by name or YAML file, its generator) and write its report."""
+    if resume:
+        require_resumable(cfg)  # before any work
+    cfg, _ = resolve_space(cfg)  # a YAML space may set knob_values
+    real_train_dir, _ = prepare_real_shards(cfg)  # reads the dataset first: a bad path fails before Ray starts
+    cfg, generator = resolve_generator(cfg, real_train_dir)  # opened once: a bad generator fails here too
     cfg, space = resolve_space(cfg)
-    return run_sweep(cfg, space, resume=resume)
+    return run_sweep(cfg, space, generator=generator, resume=resume)
 
 
 def parse_config(argv: list[str] | None) -> tuple[SweepConfig, bool]:
@@ -49,7 +56,11 @@ def parse_config(argv: list[str] | None) -> tuple[SweepConfig, bool]:
             raise DistganError(f"--config: {args.config} not found")
         from_file = yaml.safe_load(args.config.read_text()) or {}
         cfg = with_overrides(cfg, from_file)
-    cfg, _ = resolve_space(apply_flags(cfg, args))  # an unknown space or a bad YAML space fails here
+    recipe_generator = cfg.generator
+    cfg = apply_flags(cfg, args)
+    if cfg.generator != recipe_generator and vars(args)["knob-values"] is None and "knob_values" not in from_file:
+        cfg = replace(cfg, knob_values=())  # a recipe's knob values are its generator's: another takes its own
+    cfg, _ = resolve_space(cfg)  # an unknown space or a bad YAML space fails here
     if args.name is None and "name" not in from_file:  # the recipe's name says the space: say this one
         cfg = replace(cfg, name=cfg.name.replace("replacement", Path(cfg.space).stem, 1))
     return cfg, args.resume

@@ -17,12 +17,12 @@ def test_overrides_convert_types_and_nest():
         SweepConfig(),
         {
             "gan.lr-d": "1e-4",
-            "truncations": "0.5,1.0",
+            "knob-values": "0.5,1.0",
             "data": {"image_size": 32},
             "classifier.horizontal-flip": "true",
         },
     )
-    assert cfg.gan.lr_d == 1e-4 and cfg.truncations == (0.5, 1.0) and cfg.data.image_size == 32
+    assert cfg.gan.lr_d == 1e-4 and cfg.knob_values == (0.5, 1.0) and cfg.data.image_size == 32
     assert cfg.classifier.horizontal_flip is True
     assert cfg.gan.lr_g == SweepConfig().gan.lr_g  # untouched fields keep the recipe's values
 
@@ -30,11 +30,14 @@ def test_overrides_convert_types_and_nest():
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"truncations": "0.5,-0.5"}, r"--truncations must be .*> 0 \(got -0.5\)"),
-        ({"truncations": "0"}, r"--truncations must be .*> 0 \(got 0.0\)"),
+        ({"knob-values": "0.5,-0.5"}, r"--knob-values must be truncations > 0 \(got -0.5\)"),
+        ({"knob-values": "0"}, r"--knob-values must be truncations > 0 \(got 0.0\)"),
+        ({"knob-values": "0.5,0.5"}, r"--knob-values must be distinct"),
+        ({"generator.kind": "stylegan"}, r"--generator.kind must be one of \['biggan', 'diffusers', 'distgan', "),
+        ({"sample.truncation-convention": "clip"}, r"--sample.truncation-convention must be one of \['resample', "),
         ({"gan.lr-d": "0"}, r"--gan.lr-d must be > 0"),
         ({"gan.lr-d": "fast"}, r"--gan.lr-d must be of type float \(got 'fast'\)"),
-        ({"gan.loss": "wasserstein"}, r"--gan.loss must be 'hinge' or 'nonsaturating'"),
+        ({"gan.loss": "wasserstein"}, r"--gan.loss must be one of \['hinge', 'nonsaturating', 'wgan-gp'\] \(got 'was"),
         ({"gan.nope": "1"}, r"unknown config key 'gan.nope'"),
         ({"data.image-size": "2"}, r"--data.image-size must be in \[4, 1024\]"),
         ({"classifier.warmup-fraction": "0.5"}, r"--classifier.warmup-fraction must be in \[0, 0.333333\] \(it ends"),
@@ -42,7 +45,10 @@ def test_overrides_convert_types_and_nest():
         ({"classifier.arch": "resnet99"}, r"--classifier.arch must be one of \['resnet20', 'resnet32'"),
         ({"data.source": "imagenet"}, r"--data.source must be one of \['cifar10', 'digits'"),
         ({"data.path": "x.npz"}, r"--data.path must be unset for digits"),
-        ({"data.image-size": "28"}, r"--data.image-size must be a power of two ≥ 8 \(the GAN grows .*\(got 28\)"),
+        (
+            {"data.image-size": "12"},
+            r"--data.image-size must be 4·2\^k or 7·2\^k with k ≥ 1 .*--gan.arch sngan-projection grows .*\(got 12\)",
+        ),
         ({"include-real": "maybe"}, r"--include-real must be true or false"),
         ({"gpus-per-worker": "0.5"}, r"--gpus-per-worker 0.5 with --workers-per-trial 2: the workers of a job need"),
     ],
@@ -84,7 +90,10 @@ def test_every_flag_says_what_its_field_is():
     assert len(flags) == len(flag_hints(SweepConfig))
     assert [a.dest for a in flags if a.help.startswith("(default")] == []
     schedule = next(a for a in flags if a.dest == "gan.d-steps-schedule")
-    assert schedule.help == 'D steps per G step over iterations, e.g. "5,4@5000,3@10000,2@20000" (default: 2)'
+    assert schedule.help == (
+        'D steps per G step over iterations, e.g. "5,4@5000,3@10000,2@20000"; None: the loss\'s ("2"; wgan-gp: "5") '
+        "(default: None)"
+    )
     assert "results_dir/cache" in next(a.help for a in flags if a.dest == "results-dir")
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from model_builders import ScriptedNoise
 from PIL import Image
 from scipy import stats
-from torch import Tensor
 
 from distgan.config import GanConfig
 from distgan.data.shards import write_shards
@@ -222,25 +222,6 @@ def test_an_unknown_kind_names_the_flag_and_the_kinds():
 
 
 # Kind torchscript.
-
-
-class ScriptedNoise(torch.nn.Module):
-    """Class k is grey level 40·k plus noise scaled by the knob, drawn with the caller's generator."""
-
-    image_size: int
-    channels: int
-    knob: str | None
-
-    def __init__(self):
-        super().__init__()
-        self.image_size, self.channels, self.knob = 6, 3, "truncation"
-        self.level = torch.nn.Parameter(torch.tensor(40.0))
-
-    @torch.jit.export
-    def sample(self, labels: Tensor, knob_value: float | None, generator: torch.Generator) -> Tensor:
-        noise = torch.rand(labels.shape[0], 6, 6, 3, generator=generator).to(self.level.device)
-        spread = 1.0 if knob_value is None else knob_value
-        return (labels.to(self.level.device)[:, None, None, None] * self.level + 30.0 * spread * noise).to(torch.uint8)
 
 
 def test_torchscript_round_trip_samples_as_the_eager_module(tmp_path):

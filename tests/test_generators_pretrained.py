@@ -6,17 +6,17 @@ import numpy as np
 import pytest
 import pytorch_pretrained_biggan as biggan_package
 import torch
+from model_builders import save_random_biggan, save_tiny_dit
 from scipy import stats
 
 from distgan.data.transforms import to_uint8_images
 from distgan.errors import ConfigError
 from distgan.generators import LoadedGenerator, checked_sample, open_generator
 from distgan.generators.biggan import BigGANGenerator
-from distgan.generators.diffusers_dit import import_diffusers, parse_steps
+from distgan.generators.diffusers_dit import parse_steps
 from distgan.generators.imagenet_synsets import IMAGENET_SYNSETS, imagenet_class_indices
 from distgan.runtime.hashing import sha256_of
 
-diffusers = import_diffusers()  # through distgan's door: PyPI's torchvision, which diffusers imports, needs it
 CPU = torch.device("cpu")
 # Three real classes, in an image-folder tree's (sorted) order: tench, goldfish, toilet tissue.
 SYNSETS = ["n01440764", "n01443537", "n15075141"]
@@ -57,33 +57,10 @@ def test_class_mapping_accepts_synsets_and_names_those_that_do_not_map():
 # BigGAN-deep.
 
 
-def converge_spectral_norms(model: torch.nn.Module, iterations: int = 30) -> None:
-    """Power-iterate each spectral norm's (u, v) to the top singular pair, as a trained checkpoint holds them: at
-    their random start, σ = uᵀWv is near 0 in eval mode and W/σ overflows to NaN within three blocks."""
-    for module in model.modules():
-        if hasattr(module, "weight_orig"):
-            weight, u = module.weight_orig.flatten(1), module.weight_u
-            for _ in range(iterations):
-                v = torch.nn.functional.normalize(weight.T @ u, dim=0)
-                u = torch.nn.functional.normalize(weight @ v, dim=0)
-            module.weight_u.copy_(u)
-            module.weight_v.copy_(v)
-
-
 @pytest.fixture(scope="module")
 def biggan_dir(tmp_path_factory):
     """BigGAN-deep 128 (the package's default config: 50 M parameters) at random weights, in the package's layout."""
-    with torch.random.fork_rng(devices=[]), torch.no_grad():
-        torch.manual_seed(0)
-        model = biggan_package.BigGAN(biggan_package.BigGANConfig())
-        # The unconditional output batch norm's affine parameters are left uninitialised by the package.
-        torch.nn.init.ones_(model.generator.bn.weight)
-        torch.nn.init.zeros_(model.generator.bn.bias)
-        converge_spectral_norms(model)
-    root = tmp_path_factory.mktemp("biggan-deep-128")
-    (root / "config.json").write_text(model.config.to_json_string())
-    torch.save(model.state_dict(), root / "pytorch_model.bin")
-    return root
+    return save_random_biggan(tmp_path_factory.mktemp("biggan-deep-128"))
 
 
 @pytest.fixture(scope="module")
@@ -130,9 +107,20 @@ def test_biggan_latents_follow_biggans_scale_convention(biggan):
     assert stats.kstest(full.double().numpy().ravel(), stats.truncnorm(-2, 2).cdf).pvalue > 0.01
 
 
+def test_biggan_above_truncation_1_uses_its_widest_statistics(biggan):
+    """The paper's τ = 1.5 and 2: wider latents, with the batch-norm statistics of τ = 1 (the checkpoint has none
+    beyond): the images are those of the model called at 1 on the τ = 1.5 latents."""
+    images = biggan.sample(torch.tensor([0, 2]), 1.5, seeded(3))
+    z = biggan.latents(2, 1.5, seeded(3))
+    one_hot = torch.nn.functional.one_hot(torch.tensor([0, 999]), 1000).float()
+    with torch.no_grad():
+        expected = to_uint8_images(biggan.model(z, one_hot, 1.0))
+    assert np.array_equal(images.numpy(), expected)
+
+
 def test_biggan_refuses_what_it_cannot_do(biggan, biggan_dir, tmp_path):
-    with pytest.raises(ConfigError, match=r"truncation must lie in \(0, 1\]"):
-        biggan.sample(torch.tensor([0]), 1.5, seeded(0))
+    with pytest.raises(ConfigError, match=r"truncation must be > 0"):
+        biggan.sample(torch.tensor([0]), 0.0, seeded(0))
     with pytest.raises(ConfigError, match=r"e.g. \['0', '1'\]"):
         open_biggan(biggan_dir, class_names=["0", "1"])  # digits' class names are not ImageNet's
     with pytest.raises(ConfigError, match="needs --generator.weights"):
@@ -149,21 +137,8 @@ def test_biggan_refuses_what_it_cannot_do(biggan, biggan_dir, tmp_path):
 
 @pytest.fixture(scope="module")
 def dit_dir(tmp_path_factory):
-    """A tiny DiT (2 blocks, 8×8 latents) and VAE (16 px) at random weights, saved with save_pretrained. Its scheduler
-    is DDPM, whose steps draw fresh noise: the sampler must seed that too."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        # DiT-XL/2's layout (learned σ: 2 × 4 output channels), two blocks of width 16.
-        transformer = diffusers.DiTTransformer2DModel(num_attention_heads=2, attention_head_dim=8, in_channels=4,
-                                                      out_channels=8, num_layers=2, sample_size=8)  # fmt: skip
-        vae = diffusers.AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8, 16),
-                                      down_block_types=("DownEncoderBlock2D",) * 2,
-                                      up_block_types=("UpDecoderBlock2D",) * 2, layers_per_block=1, norm_num_groups=8,
-                                      sample_size=16)  # fmt: skip
-    pipeline = diffusers.DiTPipeline(transformer=transformer, vae=vae, scheduler=diffusers.DDPMScheduler())
-    root = tmp_path_factory.mktemp("dit-tiny")
-    pipeline.save_pretrained(root)
-    return root
+    """A tiny DiTPipeline at random weights (tests/model_builders.py), saved with save_pretrained."""
+    return save_tiny_dit(tmp_path_factory.mktemp("dit-tiny"))
 
 
 @pytest.fixture(scope="module")

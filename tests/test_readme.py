@@ -38,7 +38,9 @@ def test_stages_chain_where_the_readme_says(stages, checkout):
     assert gan["generator"] == str(checkout / "runs" / "gan" / "generator.pt") and len(gan["sha256"]) == 64
 
     manifest = read_manifest(checkout / "data" / "tau0.5")
-    assert manifest["provenance"]["truncation"] == 0.5 and manifest["provenance"]["generator_sha256"] == gan["sha256"]
+    sampled = stages["sample data/tau0.5"]
+    assert manifest["provenance"]["knob_value"] == 0.5 and manifest["provenance"]["sampling"]["knob"] == "truncation"
+    assert sampled["generator_sha256"] == manifest["provenance"]["sampling"]["generator"]["sha256"] == gan["sha256"]
     assert manifest["class_counts"] == read_manifest(checkout / "data" / "digits" / "train")["class_counts"]
 
     real, synthetic = stages["train-classifier runs/real"], stages["train-classifier runs/tau0.5"]

@@ -43,6 +43,9 @@ GAN_TRIALS = [  # (trial, lr_d, schedule, iterations done, FID, GAN-train acc., 
 ]
 
 
+SAMPLED_BY = {"kind": "distgan", "sha256": "0" * 64, "sha256_of": "weights file", "truncation_convention": "resample"}
+
+
 def make_result(experiment, trial, training_set, tau, fraction, top1, is_mean, fid, gan_test, **extra) -> dict:
     """A result.json as the trials write it (all keys of the schema)."""
     per_class = [max(0.0, min(1.0, 1 - (top1 or 0) + 0.03 * (k - 4.5))) for k in range(10)]
@@ -54,9 +57,10 @@ def make_result(experiment, trial, training_set, tau, fraction, top1, is_mean, f
         "experiment": experiment,
         "trial": trial,
         "training_set": training_set,
-        "truncation": tau,
-        "truncation_factor": None if tau is None else 2.0,
-        "sample_seed": None if tau is None else 0,
+        "knob": None if tau is None else "truncation",
+        "knob_value": tau,
+        "sample": None if tau is None else {"truncation_factor": 2.0, "truncation_convention": None, "seed": 0},
+        "sampling": None if tau is None else {"generator": SAMPLED_BY, "knob": "truncation", "knob_value": tau},
         "synthetic_fraction": fraction,
         "top1_error": top1,
         "top5_error": None if top1 is None else top1 / 4,
@@ -136,7 +140,7 @@ def test_report_csv_has_one_row_per_trial_with_the_inputs(built):
     for experiment, trial, training_set, tau, fraction, top1, _, fid, gan_test in REPLACEMENT + AUGMENTATION:
         row = rows[trial]
         assert (row["experiment"], row["training_set"]) == (experiment, training_set)
-        assert row["truncation"] == ("" if tau is None else str(tau))
+        assert row["knob_value"] == ("" if tau is None else str(tau))
         assert row["synthetic_fraction"] == ("" if fraction is None else str(fraction))
         assert float(row["top1_error"]) == top1 and float(row["fid[domain]"]) == fid
         assert float(row["fid[inception]"]) == 3 * fid + 7 and row["inception_score_mean[inception]"] == ""
@@ -170,7 +174,7 @@ def test_table1_lists_replacement_rows_with_their_numbers_in_percent(built):
 
 def test_augmentation_table_gains_over_the_real_row(built):
     rows = augmentation_rows(load_results(built))
-    assert [(r["truncation"], r["synthetic_fraction"]) for r in rows] == [(None, 0.0)] + [
+    assert [(r["knob_value"], r["synthetic_fraction"]) for r in rows] == [(None, 0.0)] + [
         (tau, f) for tau in (0.5, 1.0) for f in (0.25, 0.5, 1.0)
     ]
     for row, source in zip(rows, AUGMENTATION, strict=True):
@@ -314,15 +318,17 @@ def test_rebuilding_gives_byte_identical_files(sweep_dir):
 
 def test_old_replacement_results_get_the_new_keys(tmp_path):
     old = make_result(*REPLACEMENT[2])
-    for key in ("experiment", "synthetic_fraction", "gan_train_accuracy", "gan", "feature_spaces"):
+    for key in ("experiment", "synthetic_fraction", "gan_train_accuracy", "gan", "feature_spaces", "sampling", "knob"):
         del old[key]
     old |= old.pop("quality")["domain"]  # before feature spaces: flat numbers, measured with the domain classifier
+    old["truncation"] = old.pop("knob_value")  # before generator kinds: a distgan GAN at a truncation τ
     path = tmp_path / "result.json"
     path.write_text(json.dumps(old))
     result = read_result(path)
     assert result["experiment"] == "replacement" and result["synthetic_fraction"] is None
     assert result["gan_train_accuracy"] == pytest.approx(1 - 0.22) and result["gan"] is None
     assert result["fid[domain]"] == 18.0 and result["inception_score_mean[domain]"] == 8.1 and "fid" not in result
+    assert result["knob"] == "truncation" and result["knob_value"] == REPLACEMENT[2][3] and "truncation" not in result
 
 
 def test_the_report_ranks_every_metric_in_every_space_by_how_well_it_predicts_accuracy(built):
@@ -358,7 +364,7 @@ def test_per_class_fid_and_kid_sit_beside_their_counts(tmp_path):
         result["quality"]["domain"]["per_class"] = per_class
         write_result(tmp_path, result)
     text = build_report(tmp_path).read_text()
-    assert "## Per-class FID and KID (replacement, best set: τ = 1.00)" in text  # lowest Top-1 error
+    assert "## Per-class FID and KID (replacement, best set: τ = 1)" in text  # lowest Top-1 error
     assert "| `3` | 143 | 143 | 13.00 | 0.0300 |" in text and "biased upwards at small counts" in text
 
 

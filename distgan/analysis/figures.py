@@ -1,4 +1,4 @@
-"""Figures of a sweep: per-class accuracy real vs best τ (the paper's Figure 1), IS/FID vs Top-1 error,
+"""Figures of a sweep: per-class accuracy real vs the best knob value (the paper's Figure 1), IS/FID vs Top-1 error,
 Top-1 accuracy against the fraction of extra generated data (the paper's Figure 2)."""
 
 from pathlib import Path
@@ -9,7 +9,7 @@ matplotlib.use("Agg")  # files only; no display on cluster nodes
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from distgan.analysis.results import is_number  # noqa: E402
+from distgan.analysis.results import is_number, point_text  # noqa: E402
 from distgan.runtime.atomic import atomic_path
 
 
@@ -21,13 +21,12 @@ def save_figure(fig, path: Path) -> None:
 
 
 def per_class_accuracy_figure(real: dict, best: dict, path: Path) -> None:
-    """Grouped bars: per-class test accuracy of the classifier trained on real vs on the best τ."""
-    best_truncation = best["truncation"]
+    """Grouped bars: per-class test accuracy of the classifier trained on real vs on the best generated set."""
     names = real["class_names"]
     x = np.arange(len(names))
     fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(names)), 3.5))
     ax.bar(x - 0.2, real["per_class_accuracy"], 0.4, label="real training data")
-    ax.bar(x + 0.2, best["per_class_accuracy"], 0.4, label=f"generated, τ = {best_truncation:g}")
+    ax.bar(x + 0.2, best["per_class_accuracy"], 0.4, label=f"generated, {point_text(best)}")
     ax.set_xticks(x, names, rotation=45 if max(map(len, names)) > 3 else 0, ha="right")
     ax.set_ylabel("test accuracy")
     ax.set_ylim(0, 1.05)
@@ -38,14 +37,14 @@ def per_class_accuracy_figure(real: dict, best: dict, path: Path) -> None:
 
 def metrics_vs_error_figure(results: list[dict], columns: list[tuple[str, str, str | None]], path: Path) -> None:
     """Each sample metric (one panel per metric and feature space, `tables.quality_columns`) of each synthetic set
-    against the Top-1 error of its classifier, points labelled by τ."""
+    against the Top-1 error of its classifier, points labelled by knob value."""
     synthetic = [r for r in results if r["training_set"] == "synthetic" and is_number(r["top1_error"])]
     fig, axes = plt.subplots(1, len(columns), figsize=(4.2 * len(columns), 3.8), layout="constrained", squeeze=False)
     for ax, (key, label, _) in zip(axes[0], columns, strict=True):
-        points = [(r[key], r["top1_error"], r["truncation"]) for r in synthetic if is_number(r.get(key))]
+        points = [(r[key], r["top1_error"], point_text(r)) for r in synthetic if is_number(r.get(key))]
         ax.scatter([p[0] for p in points], [p[1] for p in points])
-        for value, error, tau in points:
-            ax.annotate(f"τ={tau:g}", (value, error), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        for value, error, text in points:
+            ax.annotate(text, (value, error), textcoords="offset points", xytext=(4, 4), fontsize=8)
         ax.set_xlabel(label)
         ax.set_ylabel("Top-1 error (real test split)")
     fig.suptitle("Sample metrics against classification error of generated training data")
@@ -54,21 +53,18 @@ def metrics_vs_error_figure(results: list[dict], columns: list[tuple[str, str, s
 
 def augmentation_figure(rows: list[dict]):
     """Ravuri & Vinyals (2019) Figure 2: Top-1 accuracy (%) against the fraction of extra generated images,
-    one line per τ, the real-only classifier as a horizontal dashed line. `rows`: `augmentation_rows`.
+    one line per knob value, the real-only classifier as a horizontal dashed line. `rows`: `augmentation_rows`.
     Returns the figure (unsaved) so that callers and tests can inspect its lines."""
     fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
     real = [row for row in rows if row["training_set"] == "real" and is_number(row["top1_error"])]
     if real:
         ax.axhline(100 * (1 - real[0]["top1_error"]), color="black", linestyle="--", label="real data only")
-    truncations = sorted({row["truncation"] for row in rows if row["training_set"] != "real"})
-    for tau in truncations:
-        points = sorted(
-            (row["synthetic_fraction"], 100 * (1 - row["top1_error"]))
-            for row in rows
-            if row["training_set"] != "real" and row["truncation"] == tau and is_number(row["top1_error"])
-        )
+    generated = [row for row in rows if row["training_set"] != "real"]
+    for value in sorted({row["knob_value"] for row in generated}, key=lambda v: -1.0 if v is None else v):
+        at_value = [row for row in generated if row["knob_value"] == value and is_number(row["top1_error"])]
+        points = sorted((row["synthetic_fraction"], 100 * (1 - row["top1_error"])) for row in at_value)
         if points:
-            ax.plot(*zip(*points, strict=True), marker="o", label=f"τ = {tau:g}")
+            ax.plot(*zip(*points, strict=True), marker="o", label=point_text(at_value[0]))
     ax.set_xlabel("extra generated images (fraction of the real training set)")
     ax.set_ylabel("Top-1 accuracy (%) on the real test split")
     ax.set_title("Real training data augmented with generated data")

@@ -3,7 +3,8 @@
 import math
 
 from distgan.analysis.correlations import ACCURACIES, CONFIDENCE_LEVEL, N_RESAMPLES
-from distgan.analysis.results import is_number
+from distgan.analysis.results import is_number, point_text
+from distgan.schema import knob_header
 
 LABELS = dict(ACCURACIES)
 
@@ -39,22 +40,22 @@ def quality_header(columns: list[tuple[str, str, str | None]]) -> str:
     return "".join(f" {label} |" for _, label, _ in columns)
 
 
-def table1(rows: list[dict], columns: list[tuple[str, str, str | None]]) -> str:
-    """Table 1 of Ravuri & Vinyals (2019) as Markdown, one column per sample metric and feature space (labelled,
-    e.g. 'FID (inception)'); errors and accuracies in %."""
-    header = "| Training set | Truncation | Top-5 error (%) | Top-1 error (%) |" + quality_header(columns)
+def table1(rows: list[dict], columns: list[tuple[str, str, str | None]], knob: str | None) -> str:
+    """Table 1 of Ravuri & Vinyals (2019) as Markdown, a column for the generator's knob (`knob_header`), one per
+    sample metric and feature space (labelled, e.g. 'FID (inception)'); errors and accuracies in %."""
+    header = f"| Training set | {knob_header(knob)} | Top-5 error (%) | Top-1 error (%) |" + quality_header(columns)
     body = [
-        f"| {row['training_set']} | {fmt(row['truncation'])} | {pct(row['top5_error'])} "
+        f"| {row['training_set']} | {fmt(row['knob_value'])} | {pct(row['top5_error'])} "
         f"| {pct(row['top1_error'])} |{quality_cells(row, columns)} {pct(row['gan_test_accuracy'])} |"
         for row in rows
     ]
     return table(header + " GAN-test acc. (%) |", "lrrr" + "r" * len(columns) + "r", body)
 
 
-def augmentation_table(rows: list[dict]) -> str:
+def augmentation_table(rows: list[dict], knob: str | None) -> str:
     """Ravuri & Vinyals (2019) Table 2: real + a fraction of generated data; gain in Top-1 accuracy points."""
     header = (
-        "| Training set | Truncation | Extra generated (fraction) | Top-1 error (%) | Top-5 error (%) "
+        f"| Training set | {knob_header(knob)} | Extra generated (fraction) | Top-1 error (%) | Top-5 error (%) "
         "| Top-1 acc. gain over real (points) |"
     )
     body = []
@@ -62,7 +63,7 @@ def augmentation_table(rows: list[dict]) -> str:
         gain = row["top1_accuracy_gain"]
         gain_text = "–" if gain is None else f"{100 * gain:+.2f}"
         body.append(
-            f"| {row['training_set']} | {fmt(row['truncation'])} | {fmt(row['synthetic_fraction'])} "
+            f"| {row['training_set']} | {fmt(row['knob_value'])} | {fmt(row['synthetic_fraction'])} "
             f"| {pct(row['top1_error'])} | {pct(row['top5_error'])} | {gain_text} |"
         )
     return table(header, "lrrrrr", body)
@@ -114,23 +115,23 @@ def correlation_table(entries: list[dict]) -> str:
 
 
 def class_section(classes: dict) -> str:
-    """The classes that lose most accuracy with the best τ, and those that any τ gets entirely wrong."""
-    lines = [f"Best truncation (lowest Top-1 error): τ = {classes['best_truncation']:g}."]
+    """The classes that lose most accuracy with the best generated set, and those that any set gets entirely wrong."""
+    lines = [f"Best generated set (lowest Top-1 error): {point_text(classes['best'])}."]
     for drop in classes.get("largest_drops", []):
         lines.append(
             f"- class `{drop['class']}`: {100 * drop['real_accuracy']:.1f} % (real) → "
             f"{100 * drop['synthetic_accuracy']:.1f} % (generated), drop {100 * drop['drop']:.1f} points"
         )
-    zero = ", ".join(f"`{z['class']}` (τ = {z['truncation']:g})" for z in classes["zero_accuracy"])
+    zero = ", ".join(f"`{z['class']}` ({point_text(z)})" for z in classes["zero_accuracy"])
     lines.append(f"\nClasses at 0 % accuracy: {zero or 'none'}.")
     return "## Per-class accuracy (replacement)\n\n" + "\n".join(lines)
 
 
 def trial_label(result: dict) -> str:
-    """How a trial is named beside its sample grid: τ (and fraction) where it has them, else its name."""
+    """How a trial is named beside its sample grid: knob value (and fraction) where it has them, else its name."""
     parts = []
-    if is_number(result["truncation"]):
-        parts.append(f"τ = {result['truncation']:g}")
+    if is_number(result["knob_value"]):
+        parts.append(point_text(result))
     if is_number(result["synthetic_fraction"]) and result["training_set"] != "real":
         parts.append(f"fraction {result['synthetic_fraction']:g}")
     return f"{result['experiment']} `{result['trial']}`" + (f" ({', '.join(parts)})" if parts else "")
@@ -159,7 +160,7 @@ def predictor_section(rankings: list[dict]) -> str:
             verdict += f" Its interval of |ρ| lies above that of the runner-up, {rows[1]['metric_label']}: resolved."
         else:
             verdict += (f" Its interval of |ρ| overlaps that of the runner-up, {rows[1]['metric_label']}: these "
-                        "generated sets do not separate them; more truncations or seeds would.")  # fmt: skip
+                        "generated sets do not separate them; more knob values or seeds would.")  # fmt: skip
         parts += [verdict, table(header, "rlrrrr", body)]
     return "\n\n".join(parts)
 
@@ -172,5 +173,5 @@ def per_class_quality_table(per_class: dict) -> str:
     for row in per_class["rows"]:
         cells = "".join(f" {fmt(row[f'fid[{s}]'])} | {fmt(row[f'kid_mean[{s}]'], 4)} |" for s in spaces)
         body.append(f"| `{row['class']}` | {row['num_samples'] or '–'} | {row['num_real'] or '–'} |{cells}")
-    title = f"## Per-class FID and KID (replacement, best set: τ = {fmt(per_class['truncation'])})"
+    title = f"## Per-class FID and KID (replacement, best set: {point_text(per_class)})"
     return title + "\n\n" + table(header, "lrr" + "rr" * len(spaces), body)

@@ -19,6 +19,7 @@ from distgan.schema import (
     RESULT_NAME,
     TRAINING_SETS,
     gan_train_accuracy,
+    knob_label,
     labelled,
 )
 
@@ -41,6 +42,9 @@ def normalise(result: dict, path: Path) -> dict:
         raise DataError(f"{path}: experiment must be one of {list(EXPERIMENTS)} (got {out['experiment']!r})")
     if out["training_set"] not in TRAINING_SETS:
         raise DataError(f"{path}: training_set must be one of {list(TRAINING_SETS)} (got {out['training_set']!r})")
+    if "knob_value" not in out:  # before generator kinds: every set was a distgan GAN's, at a truncation τ
+        out["knob_value"] = out.pop("truncation", None)
+        out["knob"] = None if out["training_set"] == "real" else "truncation"
     if "quality" not in out:  # before feature spaces: flat numbers, all of the domain classifier
         out["quality"] = {"domain": {key: out.pop(key) for key in QUALITY_SCORES if key in out}}
     if not isinstance(out["quality"], dict):
@@ -69,12 +73,12 @@ def read_result(path: Path) -> dict:
 
 
 def _order(result: dict) -> tuple:
-    # Within an experiment: real rows first, then by τ, then by fraction, then by trial name (a stable tiebreak
+    # Within an experiment: real rows first, then by knob value, then by fraction, then by trial name (a stable tiebreak
     # so that the report does not depend on directory listing order).
     return (
         EXPERIMENTS.index(result["experiment"]),
         result["training_set"] != "real",
-        result["truncation"] if is_number(result["truncation"]) else -1.0,
+        result["knob_value"] if is_number(result["knob_value"]) else -1.0,
         result["synthetic_fraction"] if is_number(result["synthetic_fraction"]) else -1.0,
         result["trial"],
     )
@@ -101,6 +105,18 @@ def load_results(sweep_dir: Path) -> list[dict]:
 def of_experiment(results: list[dict], experiment: str) -> list[dict]:
     """The results of one experiment, in report order."""
     return [r for r in results if r["experiment"] == experiment]
+
+
+def point_text(result: dict) -> str:
+    """A generated set's knob value as a label, "τ = 0.5"; "generated" for a generator without knob."""
+    if result["knob_value"] is None:
+        return "generated"
+    return f"{knob_label(result['knob'])} = {result['knob_value']:g}"
+
+
+def knob_of(results: list[dict]) -> str | None:
+    """The knob of the sweep's generated sets (τ, guidance, ...): of the first generated result, else None."""
+    return next((r["knob"] for r in results if r["training_set"] != "real" and r["knob"]), None)
 
 
 def feature_spaces(results: list[dict]) -> list[str]:

@@ -1,6 +1,6 @@
 """The report's tables as rows of numbers, from normalised results (`distgan.analysis.results`).
 
-- Table 1 of Ravuri & Vinyals (2019): classification error when training on generated data, per τ.
+- Table 1 of Ravuri & Vinyals (2019): classification error when training on generated data, per knob value.
 - Their Table 2 / Figure 2 numbers: training on real data plus a fraction of generated data.
 - The GAN table of Shmelkov et al. (2018): per generator, its hyperparameters, IS, FID, GAN-train, GAN-test.
 - Per-class accuracy of real vs best generated training data (their Figure 1), classes at 0 %.
@@ -31,16 +31,16 @@ def _quality_values(result: dict, columns: list[tuple[str, str, str | None]]) ->
 
 
 def table_rows(results: list[dict]) -> list[dict]:
-    """Table 1 of Ravuri & Vinyals (2019) over the replacement results: training set, τ, Top-5 / Top-1 error,
-    the sample metrics of every feature space (`quality_columns`); and GAN-test accuracy (Shmelkov et al. 2018):
-    the real-data classifier tested on the training set of the row."""
-    keys = ("training_set", "truncation", "top5_error", "top1_error", "gan_test_accuracy")
+    """Table 1 of Ravuri & Vinyals (2019) over the replacement results: training set, knob value (τ, guidance),
+    Top-5 / Top-1 error, the sample metrics of every feature space (`quality_columns`); and GAN-test accuracy
+    (Shmelkov et al. 2018): the real-data classifier tested on the training set of the row."""
+    keys = ("training_set", "knob", "knob_value", "top5_error", "top1_error", "gan_test_accuracy")
     columns = quality_columns(results)
     return [{key: r[key] for key in keys} | _quality_values(r, columns) for r in of_experiment(results, "replacement")]
 
 
 def augmentation_rows(results: list[dict]) -> list[dict]:
-    """Ravuri & Vinyals (2019) Table 2: the real row (fraction 0) and each τ × fraction of extra generated
+    """Ravuri & Vinyals (2019) Table 2: the real row (fraction 0) and each knob value × fraction of extra generated
     images, with Top-1 / Top-5 error and the Top-1 accuracy gain over the real row (fraction; None without
     a real row in the augmentation results)."""
     rows = of_experiment(results, "augmentation")
@@ -55,7 +55,8 @@ def augmentation_rows(results: list[dict]) -> list[dict]:
             {
                 "trial": r["trial"],
                 "training_set": r["training_set"],
-                "truncation": r["truncation"],
+                "knob": r["knob"],
+                "knob_value": r["knob_value"],
                 "synthetic_fraction": fraction,
                 "top1_error": r["top1_error"],
                 "top5_error": r["top5_error"],
@@ -128,9 +129,9 @@ def class_analysis(results: list[dict], num_largest: int = 3) -> dict:
     best = min(synthetic, key=lambda r: r["top1_error"])
     analysis = {
         "best_trial": best["trial"],
-        "best_truncation": best["truncation"],
+        "best": {"knob": best["knob"], "knob_value": best["knob_value"]},
         "zero_accuracy": [
-            {"truncation": r["truncation"], "class": names[k]}
+            {"knob": r["knob"], "knob_value": r["knob_value"], "class": names[k]}
             for r in synthetic
             for k, acc in enumerate(r["per_class_accuracy"])
             if acc == 0.0
@@ -169,4 +170,5 @@ def per_class_quality_rows(results: list[dict]) -> dict:
             scores = best["quality"][space]["per_class"].get(name, {})
             row |= {labelled("fid", space): scores.get("fid"), labelled("kid_mean", space): scores.get("kid_mean")}
         rows.append(row)
-    return {"trial": best["trial"], "truncation": best["truncation"], "spaces": spaces, "rows": rows}
+    point = {"knob": best["knob"], "knob_value": best["knob_value"]}
+    return {"trial": best["trial"], **point, "spaces": spaces, "rows": rows}

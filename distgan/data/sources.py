@@ -90,6 +90,20 @@ def resize_NHWC(images_NHWC: np.ndarray, image_size: int | None) -> np.ndarray:
     return out_NHWC
 
 
+def fit_NHWC(images_NHWC: np.ndarray, image_size: int, channels: int) -> np.ndarray:
+    """uint8 images in another dataset's form: converted to `channels` (PIL's "L" luma or "RGB"), then resized as
+    `resize_NHWC` resizes real images."""
+    if len(images_NHWC) == 0:
+        return np.empty((0, image_size, image_size, channels), np.uint8)
+    if images_NHWC.shape[3] != channels:
+        mode = "L" if channels == 1 else "RGB"
+        images_NHWC = np.stack(
+            [np.asarray(Image.fromarray(image[:, :, 0] if image.shape[2] == 1 else image).convert(mode))
+             for image in images_NHWC]
+        ).reshape(*images_NHWC.shape[:3], channels)  # fmt: skip
+    return resize_NHWC(images_NHWC, image_size)
+
+
 def _finish(images_NHWC, labels_N, class_names, image_size: int | None, split_rule: dict | None = None) -> ImageSplit:
     return ImageSplit(
         resize_NHWC(images_NHWC, image_size), np.asarray(labels_N, np.int64), tuple(class_names), split_rule

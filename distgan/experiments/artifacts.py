@@ -1,7 +1,8 @@
 """What a sweep makes once and every trial reuses, cached by the digest of all that determines it:
 real shards, the generator, the domain feature extractor, the real side of every feature space
-(experiments/feature_spaces.py) and the synthetic shards of each truncation. Caches live in
-`<results_dir>/cache/` (shared storage on a cluster), appear atomically, and are never recomputed while valid.
+(experiments/feature_spaces.py) and the mixtures (the synthetic sets of each knob value: experiments/generated.py).
+Caches live in `<results_dir>/cache/` (shared storage on a cluster), appear atomically, and are never recomputed
+while valid.
 """
 
 import logging
@@ -9,33 +10,18 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from distgan.config import GanConfig, SweepConfig, digest, to_dict
-from distgan.data.manifest import manifest_digest, read_manifest
+from distgan.data.manifest import manifest_digest
 from distgan.data.mixtures import write_mixture
 from distgan.data.overlap import refuse_shared_images
-from distgan.data.shards import read_shards, write_shards
-from distgan.data.sources import ImageSplit, load_split
+from distgan.data.shards import write_shards
+from distgan.data.sources import load_split
 from distgan.experiments.feature_spaces import prepare_references
+from distgan.experiments.generated import SweepGenerator, trained_gan
 from distgan.experiments.workers import ClassifierJob, GanJob, classifier_worker, gan_worker
-from distgan.models.gan import load_generator
-from distgan.models.truncation import sample_images
 from distgan.runtime.atomic import build_cached_dir, write_json_atomic
-from distgan.runtime.hashing import sha256_of
 from distgan.train.launch import Launch, run_data_parallel
 
 log = logging.getLogger("distgan")
-
-
-@dataclass(frozen=True)
-class Generator:
-    """A trained generator checkpoint and the GAN config that made it."""
-
-    path: Path
-    sha256: str
-    gan: GanConfig
-
-    @classmethod
-    def at(cls, path: Path, gan: GanConfig) -> "Generator":
-        return cls(path=path, sha256=sha256_of(path), gan=gan)
 
 
 @dataclass(frozen=True)
@@ -44,7 +30,7 @@ class SweepArtifacts:
 
     real_train_dir: Path
     real_test_dir: Path
-    generator: Generator | None  # the sweep's GAN (cfg.gan); None for the gan space, whose trials train their own
+    generator: SweepGenerator | None  # the sweep's: its trained GAN or the user's; None for spaces that train their own
     extractor_path: Path  # the domain classifier: the domain feature space and every GAN-test accuracy
     references: dict[str, Path]  # feature space -> its real side and real row (experiments/feature_spaces.py)
 
@@ -74,7 +60,7 @@ def prepare_real_shards(cfg: SweepConfig) -> tuple[Path, Path]:
 
 def prepare_generator(
     cfg: SweepConfig, real_train_dir: Path, launch: Launch, gan: GanConfig | None = None
-) -> Generator:
+) -> SweepGenerator:
     """Train a GAN (cfg.gan unless given) once per (GAN config, real data) as a data-parallel Ray Train job."""
     gan = gan or cfg.gan
     out = cache_root(cfg) / f"gan-{digest(gan, manifest_digest(real_train_dir))}"
@@ -85,7 +71,7 @@ def prepare_generator(
         write_json_atomic(tmp / "meta.json", {"gan": to_dict(gan), "real_manifest": manifest_digest(real_train_dir)})
 
     _announce(build_cached_dir(out, build), "generator", out)
-    return Generator.at(out / "generator.pt", gan)
+    return trained_gan(out / "generator.pt", gan)
 
 
 def prepare_extractor(cfg: SweepConfig, real_train_dir: Path, real_test_dir: Path, launch: Launch) -> Path:
@@ -113,10 +99,14 @@ def _extractor_config(cfg: SweepConfig):
     return replace(cfg.classifier, epochs=cfg.metrics.extractor_epochs, seed=cfg.classifier.seed + 1)
 
 
-def prepare_sweep(cfg: SweepConfig, launch: Launch, *, with_generator: bool = True) -> SweepArtifacts:
-    """Everything the trials share, made (or found) before the first trial starts."""
+def prepare_sweep(
+    cfg: SweepConfig, launch: Launch, *, generator: SweepGenerator | None, with_generator: bool = True
+) -> SweepArtifacts:
+    """Everything the trials share, made (or found) before the first trial starts. `generator`: the user's (opened
+    by `generated.resolve_generator`); None: the sweep trains cfg.gan, unless `with_generator` is False."""
     real_train_dir, real_test_dir = prepare_real_shards(cfg)
-    generator = prepare_generator(cfg, real_train_dir, launch) if with_generator else None
+    if generator is None and with_generator:
+        generator = prepare_generator(cfg, real_train_dir, launch)
     extractor_path = prepare_extractor(cfg, real_train_dir, real_test_dir, launch)
     references = prepare_references(cfg, real_train_dir, real_test_dir, extractor_path)
     return SweepArtifacts(
@@ -126,39 +116,6 @@ def prepare_sweep(cfg: SweepConfig, launch: Launch, *, with_generator: bool = Tr
         extractor_path=extractor_path,
         references=references,
     )
-
-
-def prepare_synthetic_shards(
-    cfg: SweepConfig, real_train_dir: Path, generator: Generator, truncation: float, *, root: Path | None = None
-) -> Path:
-    """One generated image per real training image, same class, latents truncated at τ; cached under
-    `root` (the sweep's cache unless given) by generator, real data, τ and sampling config."""
-    real_manifest = manifest_digest(real_train_dir)
-    key = digest(generator.sha256, real_manifest, truncation, cfg.sample)
-    out = (root or cache_root(cfg)) / f"synthetic-tau{truncation:g}-{key}"
-    if out.is_dir():
-        return out
-    real_labels = read_shards(real_train_dir).labels_N  # class histogram of real train, in order
-    class_names = tuple(read_manifest(real_train_dir)["class_names"])
-    images = sample_images(
-        load_generator(generator.path),
-        real_labels,
-        truncation=truncation,
-        factor=cfg.sample.truncation_factor,
-        seed=cfg.sample.seed,
-    )
-    provenance = {
-        "kind": "synthetic",
-        "truncation": truncation,
-        "truncation_factor": cfg.sample.truncation_factor,
-        "seed": cfg.sample.seed,
-        "generator_sha256": generator.sha256,
-        "real_train_manifest_sha256": real_manifest,
-    }
-    synthetic = ImageSplit(images_NHWC=images, labels_N=real_labels, class_names=class_names)
-    write_shards(synthetic, out, max_samples_per_shard=cfg.data.shard_max_samples, provenance=provenance)  # atomic
-    _announce(True, f"synthetic shards τ={truncation:g}", out)
-    return out
 
 
 def prepare_mixture(cfg: SweepConfig, real_train_dir: Path, synthetic_dir: Path, fraction: float) -> Path:

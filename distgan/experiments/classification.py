@@ -21,13 +21,14 @@ from distgan.analysis.sample_grid import sample_grid
 from distgan.config import SweepConfig, to_dict
 from distgan.data.manifest import manifest_digest, read_manifest
 from distgan.data.shards import read_shards
-from distgan.experiments.artifacts import Generator, SweepArtifacts, prepare_mixture, prepare_synthetic_shards
+from distgan.experiments.artifacts import SweepArtifacts, cache_root, prepare_mixture
 from distgan.experiments.feature_spaces import (
     REAL_ROW_SPLITS,
     describe_spaces,
     real_row_quality,
     score_in_every_space,
 )
+from distgan.experiments.generated import SweepGenerator, prepare_synthetic_shards
 from distgan.experiments.workers import ClassifierJob, classifier_worker, read_scores
 from distgan.models.classifiers import load_classifier
 from distgan.runtime.atomic import write_json_atomic
@@ -49,28 +50,32 @@ log = logging.getLogger("distgan")
 
 @dataclass(frozen=True)
 class TrainingSet:
-    """What a classification trial trains on: the real split (truncation None), generated images at τ,
-    or the real split plus round(fraction·N) generated images (augmentation)."""
+    """What a classification trial trains on: the real split, images generated at a knob value (τ, guidance; None
+    for a generator without knob), or the real split plus round(fraction·N) generated images (augmentation)."""
 
     experiment: str  # replacement | augmentation | gan-test | gan
-    truncation: float | None
+    real: bool
+    knob_value: float | None = None
     fraction: float | None = None
 
     @property
     def kind(self) -> str:
-        if self.truncation is None:
+        if self.real:
             return "real"
         return "real+synthetic" if self.fraction else "synthetic"
 
 
 def synthetic_quality(cfg: SweepConfig, artifacts: SweepArtifacts, synthetic_dir: Path, trial_dir: Path) -> dict:
     """The generated set's numbers in every feature space (`quality`), its GAN-test accuracy (the real-data
-    classifier tested on it, Shmelkov et al.), and a sample grid in the trial directory."""
+    classifier tested on it, Shmelkov et al.), how it was sampled (`sampling`: generator identity, seeding), and a
+    sample grid in the trial directory."""
     synthetic = read_shards(synthetic_dir)
     sample_grid(synthetic.images_NHWC, synthetic.labels_N, trial_dir / SAMPLES_NAME)
     quality = score_in_every_space(cfg, artifacts.references, artifacts.extractor_path, synthetic)
     extractor = load_classifier(artifacts.extractor_path)
-    return {"quality": quality, "gan_test_accuracy": 1 - evaluate_classifier(extractor, synthetic)["top1_error"]}
+    gan_test = 1 - evaluate_classifier(extractor, synthetic)["top1_error"]
+    sampling = read_manifest(synthetic_dir)["provenance"]["sampling"]
+    return {"quality": quality, "gan_test_accuracy": gan_test, "sampling": sampling}
 
 
 def real_quality(artifacts: SweepArtifacts) -> dict:
@@ -107,7 +112,7 @@ def result_record(
     artifacts: SweepArtifacts,
     training: TrainingSet,
     *,
-    generator: Generator | None,
+    generator: SweepGenerator | None,
     train_dir: Path,
     scores: dict,
     quality: dict,
@@ -122,17 +127,18 @@ def result_record(
         "experiment": training.experiment,
         "trial": trial_dir.name,
         "training_set": training.kind,
-        "truncation": training.truncation,
+        "knob": None if generator is None else generator.knob,
+        "knob_value": training.knob_value,
         "synthetic_fraction": training.fraction,
-        "truncation_factor": None if training.truncation is None else cfg.sample.truncation_factor,
-        "sample_seed": None if training.truncation is None else cfg.sample.seed,
-        "gan": None if generator is None else {name: getattr(generator.gan, name) for name in GAN_FIELDS},
+        "sample": None if generator is None else to_dict(cfg.sample),
+        "generator": None if generator is None else to_dict(generator.config) | {"sha256": generator.sha256},
+        "gan": gan_fields(generator),
         **scores,
         **quality,
         "gan_train_accuracy": gan_train_accuracy(training.kind, scores.get("top1_error")),
         "class_names": read_manifest(artifacts.real_test_dir)["class_names"],
         "feature_spaces": describe_spaces(cfg, artifacts.extractor_path),
-        "real_row_splits": REAL_ROW_SPLITS if training.truncation is None else None,
+        "real_row_splits": REAL_ROW_SPLITS if training.real else None,
         "digests": {
             "train_manifest_sha256": manifest_digest(train_dir),
             "test_manifest_sha256": manifest_digest(artifacts.real_test_dir),
@@ -147,12 +153,20 @@ def result_record(
     }
 
 
+def gan_fields(generator: SweepGenerator | None) -> dict | None:
+    """The report's GAN columns of a GAN the sweep trained (None for a user's generator and the real row)."""
+    if generator is None or generator.gan is None:
+        return None
+    gan = generator.gan.resolved()  # the loss's defaults filled in, as training used them
+    return {field: getattr(gan, field) for field in GAN_FIELDS}
+
+
 def run_classification_trial(
     cfg: SweepConfig,
     artifacts: SweepArtifacts,
     training: TrainingSet,
     *,
-    generator: Generator,
+    generator: SweepGenerator | None,
     trial_dir: Path,
     launch: Launch,
 ) -> dict:
@@ -160,12 +174,14 @@ def run_classification_trial(
     and returns result.json."""
     started = time.time()
     trial_dir.mkdir(parents=True, exist_ok=True)
-    if training.truncation is None:
+    if training.real:
         train_dir, used_generator = artifacts.real_train_dir, None
         quality = real_quality(artifacts)
     else:
         used_generator = generator
-        synthetic_dir = prepare_synthetic_shards(cfg, artifacts.real_train_dir, generator, training.truncation)
+        synthetic_dir = prepare_synthetic_shards(
+            cfg, artifacts.real_train_dir, generator, training.knob_value, launch, root=cache_root(cfg)
+        )
         quality = synthetic_quality(cfg, artifacts, synthetic_dir, trial_dir)
         train_dir = synthetic_dir
         if training.fraction:

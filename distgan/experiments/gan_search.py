@@ -15,7 +15,7 @@ from pathlib import Path
 from ray import tune
 
 from distgan.config import GanConfig, SweepConfig
-from distgan.experiments.artifacts import Generator, SweepArtifacts, prepare_synthetic_shards
+from distgan.experiments.artifacts import SweepArtifacts
 from distgan.experiments.classification import (
     TrainingSet,
     classifier_scores,
@@ -23,6 +23,7 @@ from distgan.experiments.classification import (
     result_record,
     synthetic_quality,
 )
+from distgan.experiments.generated import prepare_synthetic_shards, trained_gan
 from distgan.experiments.workers import GanJob, gan_worker
 from distgan.runtime.atomic import write_json_atomic
 from distgan.schema import RESULT_NAME
@@ -53,15 +54,15 @@ def run_gan_search_trial(
     # Checkpoints at every rung boundary (and the user's cadence if finer): a retry loses at most a segment.
     every = min(filter(None, (ends[0], cfg.engine.checkpoint_every_steps)))
     engine = replace(cfg.engine, checkpoint_every_steps=every)
-    training = TrainingSet(experiment="gan", truncation=cfg.sample.truncation)
+    training = TrainingSet(experiment="gan", real=False, knob_value=cfg.sample.truncation)
     for end in ends:
         if trained_iterations(gan_dir) < end:
             segment = replace(gan, iterations=end)
             job = GanJob(gan=segment, engine=engine, train_dir=artifacts.real_train_dir, out_dir=gan_dir)
             run_data_parallel(gan_worker, job, launch=launch, name=f"gan-{trial_dir.name}-{end}")
-        generator = Generator.at(gan_dir / "generator.pt", gan)
+        generator = trained_gan(gan_dir / "generator.pt", gan)
         synthetic_dir = prepare_synthetic_shards(
-            cfg, artifacts.real_train_dir, generator, training.truncation, root=trial_dir / "samples"
+            cfg, artifacts.real_train_dir, generator, training.knob_value, launch, root=trial_dir / "samples"
         )
         quality = synthetic_quality(cfg, artifacts, synthetic_dir, trial_dir)
         last = end == gan.iterations

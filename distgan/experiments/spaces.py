@@ -21,21 +21,27 @@ SPACES: Registry[SpaceFn] = Registry("space", "--space")
 register_space = SPACES.register
 
 
-REAL_ROW = {"truncation": None}
+REAL_ROW = {"real": True, "knob_value": None}
+
+
+def generated(knob_value: float | None) -> dict:
+    """A point whose training set is generated at `knob_value` (None: a generator without knob)."""
+    return {"real": False, "knob_value": knob_value}
 
 
 @register_space("replacement")
 def replacement(cfg: SweepConfig) -> SweepSpace:
-    """Ravuri & Vinyals Table 1: a classifier per truncation τ trained on generated data, plus the real row."""
-    points = [REAL_ROW] * cfg.include_real + [{"truncation": tau} for tau in cfg.truncations]
+    """Ravuri & Vinyals Table 1: a classifier per knob value (τ, guidance) trained on generated data, plus the real
+    row."""
+    points = [REAL_ROW] * cfg.include_real + [generated(value) for value in cfg.knob_values]
     return SweepSpace(experiment="replacement", param_space={"point": tune.grid_search(points)})
 
 
 @register_space("augmentation")
 def augmentation(cfg: SweepConfig) -> SweepSpace:
-    """Ravuri & Vinyals Table 2 / Figure 2: real data plus a fraction of generated data, per τ × fraction."""
+    """Ravuri & Vinyals Table 2 / Figure 2: real data plus a fraction of generated data, per knob value × fraction."""
     points = [REAL_ROW | {"fraction": 0.0}] * cfg.include_real + [
-        {"truncation": tau, "fraction": fraction} for tau in cfg.truncations for fraction in cfg.fractions
+        generated(value) | {"fraction": fraction} for value in cfg.knob_values for fraction in cfg.fractions
     ]
     return SweepSpace(experiment="augmentation", param_space={"point": tune.grid_search(points)})
 
@@ -56,7 +62,7 @@ def gan_hyperparameters(cfg: SweepConfig) -> SweepSpace:
     }
     return SweepSpace(
         experiment="gan",
-        param_space={"point": {"truncation": cfg.sample.truncation}, "gan": gan},
+        param_space={"point": generated(cfg.sample.truncation), "gan": gan},
         num_samples=cfg.num_samples,
         scheduler=gan_asha(cfg, max_iterations=iterations, min_iterations=half),
         search_seed=cfg.gan.seed,
@@ -68,7 +74,7 @@ def gan_test(cfg: SweepConfig) -> SweepSpace:
     """Shmelkov et al.: GAN-test and GAN-train of a generator per GAN seed, at cfg.sample.truncation."""
     seeds = tune.grid_search(list(cfg.generator_seeds))
     return SweepSpace(
-        experiment="gan-test", param_space={"point": {"truncation": cfg.sample.truncation}, "gan": {"seed": seeds}}
+        experiment="gan-test", param_space={"point": generated(cfg.sample.truncation), "gan": {"seed": seeds}}
     )
 
 
@@ -109,18 +115,18 @@ def _gan_parameter(name: str, value: object, path: Path) -> object:
 
 
 def load_space_file(path: Path, cfg: SweepConfig) -> tuple[SweepConfig, SweepSpace]:
-    """A custom space from YAML: experiment, and any of truncations, fractions, include_real, num_samples
+    """A custom space from YAML: experiment, and any of knob_values, fractions, include_real, num_samples
     (which set those config fields) and gan (values, lists for grids, or distributions)."""
     if not path.is_file():
         raise ConfigError(f"--space: {path} not found")
     spec = yaml.safe_load(path.read_text()) or {}
-    known = {"experiment", "truncations", "fractions", "include_real", "gan", "num_samples"}
+    known = {"experiment", "knob_values", "fractions", "include_real", "gan", "num_samples"}
     if unknown := sorted(set(spec) - known):
         raise ConfigError(f"{path}: unknown key(s) {unknown}; known: {sorted(known)}")
     experiment = spec.get("experiment")
     if experiment not in EXPERIMENTS:
         raise ConfigError(f"{path}: experiment must be one of {list(EXPERIMENTS)} (got {experiment!r})")
-    overrides = {key: spec[key] for key in ("truncations", "fractions", "include_real", "num_samples") if key in spec}
+    overrides = {key: spec[key] for key in ("knob_values", "fractions", "include_real", "num_samples") if key in spec}
     cfg = with_overrides(cfg, overrides)
     gan = spec.get("gan") or {}
     unknown_gan = sorted(set(gan) - set(GanConfig.__dataclass_fields__))

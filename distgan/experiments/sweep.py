@@ -13,8 +13,9 @@ from ray.tune.schedulers import TrialScheduler
 
 from distgan.analysis.report import build_report
 from distgan.config import SweepConfig, to_dict
-from distgan.errors import DistganError
+from distgan.errors import ConfigError, DistganError
 from distgan.experiments.artifacts import prepare_real_shards, prepare_sweep
+from distgan.experiments.generated import SweepGenerator
 from distgan.experiments.trial import run_trial, trial_name
 from distgan.runtime.atomic import write_json_atomic
 from distgan.schema import EXPERIMENTS
@@ -53,15 +54,25 @@ def tune_dir(cfg: SweepConfig) -> Path:
     return cfg.out_dir / "ray" / "tune"
 
 
-def run_sweep(cfg: SweepConfig, space: SweepSpace, *, resume: bool = False) -> SweepOutcome:
+def require_resumable(cfg: SweepConfig) -> None:
+    """DistganError unless cfg's sweep left Ray Tune state to resume."""
+    if not tune.Tuner.can_restore(str(tune_dir(cfg))):
+        raise DistganError(f"--resume: no sweep state to resume in {tune_dir(cfg)}")
+
+
+def run_sweep(
+    cfg: SweepConfig, space: SweepSpace, *, generator: SweepGenerator | None = None, resume: bool = False
+) -> SweepOutcome:
     """Make the shared artifacts, run every trial of `space` under Ray Tune, write the report.
 
+    generator: the user's (`generated.resolve_generator`); None: the sweep trains cfg.gan (or, in the gan and
+    gan-test spaces, each trial its own).
     resume: go on with the sweep in cfg.out_dir after its driver died: finished trials are kept, the
     others run (from their checkpoints). Without it, an existing sweep of that name is started afresh.
     """
     started = time.time()
-    if resume and not tune.Tuner.can_restore(str(tune_dir(cfg))):
-        raise DistganError(f"--resume: no sweep state to resume in {tune_dir(cfg)}")
+    if resume:
+        require_resumable(cfg)
     prepare_real_shards(cfg)  # reads the dataset first: a bad path fails before Ray starts
     cfg.out_dir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(cfg.out_dir / "config.json", to_dict(cfg))
@@ -71,7 +82,11 @@ def run_sweep(cfg: SweepConfig, space: SweepSpace, *, resume: bool = False) -> S
             shutil.rmtree(previous, ignore_errors=True)
     if not ray.is_initialized():
         ray.init(address=cfg.address, log_to_driver=True)
-    artifacts = prepare_sweep(cfg, sweep_launch(cfg, in_tune_trial=False), with_generator=space.experiment != "gan")
+    if space.experiment in ("gan", "gan-test") and not cfg.generator.trained_by_the_sweep:
+        raise ConfigError(f"--space {cfg.space} trains its own GANs: it takes no --generator.kind/--generator.weights")
+    launch = sweep_launch(cfg, in_tune_trial=False)
+    artifacts = prepare_sweep(cfg, launch, generator=generator, with_generator=space.experiment != "gan")
+    knob = artifacts.generator.knob if artifacts.generator is not None else "truncation"
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, cfg=cfg, experiment=space.experiment, artifacts=artifacts),
         trial_resources(cfg),
@@ -94,8 +109,8 @@ def run_sweep(cfg: SweepConfig, space: SweepSpace, *, resume: bool = False) -> S
                 # A trial's process outlives it and runs the next: imports, kernels and caches are warm
                 # (a fresh one costs seconds per trial: benchmarks/bench_sweep_overhead.py).
                 reuse_actors=True,
-                trial_name_creator=lambda trial: trial_name(space.experiment, trial.config, trial.trial_id),
-                trial_dirname_creator=lambda trial: trial_name(space.experiment, trial.config, trial.trial_id),
+                trial_name_creator=lambda trial: trial_name(space.experiment, trial.config, trial.trial_id, knob),
+                trial_dirname_creator=lambda trial: trial_name(space.experiment, trial.config, trial.trial_id, knob),
             ),
             run_config=tune.RunConfig(
                 name=tune_dir(cfg).name,

@@ -1,6 +1,6 @@
 """The Ray Tune trainable: one point of a sweep's space becomes one experiment trial.
 
-A trial's config is {"point": {"truncation": τ | None, "fraction": f | None}, "gan": {GAN overrides}};
+A trial's config is {"point": {"real": bool, "knob_value": v | None, "fraction": f | None}, "gan": {GAN overrides}};
 the sweep's experiment (replacement, augmentation, gan, gan-test) says what the trial does with it.
 """
 
@@ -16,6 +16,7 @@ from distgan.config import SweepConfig, digest
 from distgan.experiments.artifacts import SweepArtifacts, prepare_generator
 from distgan.experiments.classification import TrainingSet, finite_scalars, run_classification_trial
 from distgan.experiments.gan_search import run_gan_search_trial
+from distgan.experiments.generated import point_name
 from distgan.flags import with_overrides
 from distgan.runtime.atomic import write_text_atomic
 from distgan.schema import RESULT_NAME
@@ -24,17 +25,17 @@ from distgan.train.placement import sweep_launch
 KEY_NAME = ".trial-key"  # digest of what determines a trial's outputs; a stale directory is cleared
 
 
-def trial_name(experiment: str, params: dict, trial_id: str) -> str:
-    """Stable, readable trial names, also the trial's directory: 'real', 'tau0.5', 'tau0.5-frac0.25',
+def trial_name(experiment: str, params: dict, trial_id: str, knob: str | None) -> str:
+    """Stable, readable trial names, also the trial's directory: 'real', 'tau0.5', 'guidance4-frac0.25',
     'seed1' (gan-test), 'gan-<trial id>' (gan space, whose points are random draws)."""
     point, gan = params["point"], params.get("gan") or {}
     if experiment == "gan":
         return f"gan-{trial_id}"
     if experiment == "gan-test":
         return f"seed{gan['seed']}"
-    if point["truncation"] is None:
+    if point["real"]:
         return "real"
-    return f"tau{point['truncation']:g}" + (f"-frac{point['fraction']:g}" if point.get("fraction") else "")
+    return point_name(knob, point["knob_value"]) + (f"-frac{point['fraction']:g}" if point.get("fraction") else "")
 
 
 def trial_dir(cfg: SweepConfig, name: str) -> Path:
@@ -78,8 +79,10 @@ def run_trial(params: dict, *, cfg: SweepConfig, experiment: str, artifacts: Swe
         return
     point = params["point"]
     generator = artifacts.generator
-    if gan != cfg.gan and point["truncation"] is not None:
+    if gan != cfg.gan and not point["real"]:
         generator = prepare_generator(cfg, artifacts.real_train_dir, replace(launch, in_tune_trial=False), gan)
-    training = TrainingSet(experiment=experiment, truncation=point["truncation"], fraction=point.get("fraction"))
+    training = TrainingSet(
+        experiment=experiment, real=point["real"], knob_value=point["knob_value"], fraction=point.get("fraction")
+    )
     result = run_classification_trial(cfg, artifacts, training, generator=generator, trial_dir=directory, launch=launch)
     tune.report(finite_scalars(result) | {"done": True})

@@ -21,16 +21,17 @@ from distgan.runtime.atomic import write_json_atomic
 from distgan.train.batches import open_split, split_info
 from distgan.train.checkpoint import LATEST_NAME
 from distgan.train.classifier import evaluate_classifier, train_classifier
-from distgan.train.gan import train_gan
+from distgan.train.gan import train_gan, write_loss_curves
 from distgan.train.launch import report
 
 REPORTS_PER_JOB = 3  # progress reports of a classifier job besides its final scores (~1 s each under Ray Train)
+LOSSES_NAME = "losses.csv"  # a GAN job's loss per iteration (train.gan.write_loss_curves, docs/gans.md)
 PROFILE_INTERVAL_S = 1.0  # utilisation samples of a classifier job (the sampler costs < 0.1 % of a core)
 
 
 @dataclass(frozen=True, kw_only=True)
 class GanJob:
-    """Train `gan` on the real shards in train_dir; write generator.pt and training.json to out_dir."""
+    """Train `gan` on the real shards in train_dir; write generator.pt, losses.csv and training.json to out_dir."""
 
     gan: GanConfig
     engine: EngineConfig
@@ -53,17 +54,21 @@ class ClassifierJob:
 
 
 def gan_worker(job: GanJob) -> None:
-    """Train the conditional GAN on real shards; rank 0 saves generator.pt and training.json."""
+    """Train the conditional GAN on real shards; rank 0 saves generator.pt, losses.csv (every iteration's losses,
+    docs/gans.md) and training.json (step counts, the losses every LOG_EVERY iterations)."""
     real = read_shards(job.train_dir)
     checkpoint_dir = job.out_dir / "checkpoints" if job.engine.checkpoint_every_steps else None
     generator, info = train_gan(
         job.gan, real, engine_cfg=job.engine, checkpoint_dir=checkpoint_dir, progress=job.progress
     )
+    curves = info.pop("loss_curves")
     if distributed.rank() == 0:
         out_dir = job.out_dir
         out_dir.mkdir(parents=True, exist_ok=True)
         _, height, _, channels = real.images_NHWC.shape
-        save_generator(out_dir / "generator.pt", generator, job.gan, image_size=height, channels=channels)
+        # The config with the loss's defaults filled in (schedule, betas): what trained this generator.
+        save_generator(out_dir / "generator.pt", generator, job.gan.resolved(), image_size=height, channels=channels)
+        write_loss_curves(out_dir / LOSSES_NAME, curves)
         write_json_atomic(out_dir / "training.json", info)
     report({"num_d_steps": info["num_d_steps"], "num_g_steps": info["num_g_steps"]})
 

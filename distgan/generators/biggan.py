@@ -6,9 +6,10 @@ widths) and `pytorch_model.bin` (the `torch.save`d state dict), as `BigGAN.from_
 is downloaded. Loaded strictly: `from_pretrained` loads with `strict=False`, which would leave the layers of a
 checkpoint that does not fit its config at their random initialisation. Recorded by the sha256 of the .bin.
 
-Knob: the truncation τ ∈ (0, 1]. τ also picks the batch-norm statistics the checkpoint stores for 51 values of τ in
-[0, 1] (its `n_stats`), hence the range. Latents follow a named convention (`distgan.models.truncation`), by default
-BigGAN's own, "scale": a normal truncated to [−2, 2], times τ (the package's `truncated_noise_sample`).
+Knob: the truncation τ > 0. τ also picks the batch-norm statistics the checkpoint stores for 51 values of τ in [0, 1]
+(its `n_stats`); above 1 (the paper's τ = 1.5 and 2) those of τ = 1, the widest it has. Latents follow a named
+convention (`distgan.models.truncation`), by default BigGAN's own, "scale": a normal truncated to [−2, 2], times τ
+(the package's `truncated_noise_sample`).
 
 Classes: BigGAN generates ImageNet's 1,000; the real dataset's classes map onto them by synset id (imagenet_synsets).
 """
@@ -84,12 +85,11 @@ class BigGANGenerator:
     @torch.no_grad()
     def sample(self, labels: torch.Tensor, knob_value: float | None, generator: torch.Generator) -> torch.Tensor:
         """One image per label (the real dataset's class indices), at truncation `knob_value`."""
-        if knob_value is None or not 0 < knob_value <= 1:
-            raise ConfigError(f"--knob-values: BigGAN's truncation must lie in (0, 1], the range of its batch-norm "
-                              f"statistics (got {knob_value})")  # fmt: skip
+        if knob_value is None or not knob_value > 0:
+            raise ConfigError(f"--knob-values: BigGAN's truncation must be > 0 (got {knob_value})")
         z = self.latents(len(labels), knob_value, generator).to(self.device)
         one_hot = torch.nn.functional.one_hot(self.imagenet_index_K[labels], len(IMAGENET_SYNSETS)).float()
-        images = self.model(z, one_hot.to(self.device), knob_value)
+        images = self.model(z, one_hot.to(self.device), min(knob_value, 1.0))  # its batch-norm statistics end at 1
         return torch.from_numpy(to_uint8_images(images))
 
 

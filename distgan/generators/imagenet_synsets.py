@@ -123,6 +123,7 @@ def imagenet_class_indices(class_names: Sequence[str] | None, *, num_classes: in
     unmapped = [name for name in class_names if name not in index_of]
     if unmapped:
         raise ConfigError(f"--generator.kind {kind} generates ImageNet's classes: the dataset's class names must be "
-                          f"ImageNet synset ids (n01440764, …), as an ImageNet image-folder tree names them; "
-                          f"{len(unmapped)} of {num_classes} are not, e.g. {unmapped[:5]}")  # fmt: skip
+                          f"ImageNet synset ids (n01440764, …), as an ImageNet image-folder tree names them, or be "
+                          f"mapped onto them with --generator.synsets; {len(unmapped)} of {num_classes} are not, "
+                          f"e.g. {unmapped[:5]}")  # fmt: skip
     return torch.tensor([index_of[name] for name in class_names], dtype=torch.int64)

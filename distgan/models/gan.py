@@ -1,89 +1,116 @@
-"""Class-conditional DCGAN: a generator with a class embedding and a projection discriminator.
+"""The class-conditional GANs `--gan.arch` names, and their generator files.
 
-The generator follows Radford et al. (2016) — a linear map to 4×4, then ×2 upsampling stages of
-conv-BN-ReLU, tanh output — with the class embedding concatenated to the latent. The discriminator
-is the projection discriminator of Miyato & Koyama (2018) with spectral normalisation, the
-conditioning Ravuri & Vinyals' BigGAN-deep uses.
+Every architecture is a generator G(z, y) → images in [-1, 1] (attributes `latent_dim`, `num_classes`) and a
+discriminator D(x, y) → real/fake logits (N,), or (logits, class logits (N, K)) with a class head. Their parts
+live in `models/gans/` (docs/gans.md):
+
+- `dcgan`: Radford et al. (2016); the label is an embedding beside z in G and one-hot maps beside x in D.
+- `acgan`: DCGAN's generator and an auxiliary-classifier discriminator (Odena et al. 2017).
+- `sngan-projection`: distgan's first GAN (a DCGAN-style G, a spectrally normalised projection D).
+- `biggan`: a small BigGAN (Brock et al. 2019), sampled from the moving average of G's weights.
 """
 
 import dataclasses
-import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import torch
 from torch import nn
-from torch.nn.utils import spectral_norm
 
 from distgan.errors import ConfigError
+from distgan.models.gans.biggan import BigGanDiscriminator, BigGanGenerator
+from distgan.models.gans.common import BASE_SIZES, size_rule, size_stages
+from distgan.models.gans.dcgan import AcganDiscriminator, DcganDiscriminator, DcganGenerator
+from distgan.models.gans.losses import GAN_LOSSES
+from distgan.models.gans.sngan import ConditionalGenerator, ProjectionDiscriminator
 from distgan.runtime.atomic import load_plain, save_torch_atomic
+from distgan.runtime.registry import Registry
 
-if TYPE_CHECKING:  # the config validates against this module (GAN image sizes): no import at run time
+if TYPE_CHECKING:  # the config validates against this module: no import at run time
     from distgan.config import GanConfig
 
-GAN_IMAGE_SIZE_RULE = "a power of two ≥ 8 (the GAN grows a 4×4 map by ×2 stages)"
+FIRST_ARCH = "sngan-projection"  # of generator files written before --gan.arch existed
 
 
-def is_gan_image_size(image_size: int) -> bool:
-    return image_size >= 8 and image_size & (image_size - 1) == 0
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class GanArch:
+    """What --gan.arch names: builders of G and D, the image sizes they make, and what the training loop does
+    differently for it."""
+
+    # (latent_dim=, num_classes=, image_size=, channels=, width=) -> G
+    generator: Callable[..., nn.Module]
+    # (num_classes=, image_size=, channels=, width=, layer_norm=) -> D; layer_norm: no batch norm (a gradient penalty)
+    discriminator: Callable[..., nn.Module]
+    base_sizes: tuple[int, ...] = BASE_SIZES  # image sizes: base·2^k, k ≥ 1
+    class_head: bool = False  # D returns (logits, class logits): AC-GAN's class loss terms join both losses
+    separate_real_fake: bool = False  # D has batch norm: real and fake batches go through it apart, as in DCGAN
+    weight_average: bool = False  # generator.pt holds the moving average of G's weights (--gan.ema-decay)
+
+    def __call__(self, cfg: "GanConfig", *, num_classes: int, image_size: int, channels: int):
+        """(G, D) for images of image_size² pixels and `channels` channels."""
+        check_image_size(cfg.arch, image_size)
+        generator = self.generator(
+            latent_dim=cfg.latent_dim, num_classes=num_classes, image_size=image_size, channels=channels,
+            width=cfg.g_width,
+        )  # fmt: skip
+        discriminator = self.discriminator(
+            num_classes=num_classes, image_size=image_size, channels=channels, width=cfg.d_width,
+            layer_norm=GAN_LOSSES[cfg.loss].gradient_penalty,
+        )  # fmt: skip
+        return generator, discriminator
 
 
-def _num_upsamplings(image_size: int) -> int:
-    if not is_gan_image_size(image_size):
-        raise ConfigError(f"GAN image size must be {GAN_IMAGE_SIZE_RULE} (got {image_size})")
-    return int(math.log2(image_size // 4))
+def _sngan_generator(*, latent_dim: int, num_classes: int, image_size: int, channels: int, width: int):
+    return ConditionalGenerator(
+        latent_dim=latent_dim, num_classes=num_classes, image_size=image_size, channels=channels, base_width=width
+    )
 
 
-class ConditionalGenerator(nn.Module):
-    """G(z, y): latent (N, latent_dim) and class (N,) to images (N, C, H, W) in [-1, 1]."""
-
-    def __init__(self, *, latent_dim: int, num_classes: int, image_size: int, channels: int, base_width: int):
-        super().__init__()
-        self.latent_dim = latent_dim
-        self.num_classes = num_classes
-        num_up = _num_upsamplings(image_size)
-        width = base_width * 2**num_up
-        self.embed = nn.Embedding(num_classes, latent_dim)
-        self.project = nn.Sequential(nn.Linear(2 * latent_dim, width * 16), nn.Unflatten(1, (width, 4, 4)))
-        blocks: list[nn.Module] = [nn.BatchNorm2d(width), nn.ReLU()]
-        for _ in range(num_up):
-            blocks += [
-                nn.Upsample(scale_factor=2),
-                nn.Conv2d(width, width // 2, 3, 1, 1, bias=False),
-                nn.BatchNorm2d(width // 2),
-                nn.ReLU(),
-            ]
-            width //= 2
-        blocks += [nn.Conv2d(width, channels, 3, 1, 1), nn.Tanh()]
-        self.body = nn.Sequential(*blocks)
-
-    def forward(self, z_ND: torch.Tensor, labels_N: torch.Tensor) -> torch.Tensor:
-        return self.body(self.project(torch.cat([z_ND, self.embed(labels_N)], dim=1)))
+def _sngan_discriminator(*, num_classes: int, image_size: int, channels: int, width: int, layer_norm: bool):
+    # No batch norm to replace under a gradient penalty (layer_norm).
+    return ProjectionDiscriminator(num_classes=num_classes, image_size=image_size, channels=channels, base_width=width)
 
 
-class ProjectionDiscriminator(nn.Module):
-    """D(x, y) = ψ(φ(x)) + ⟨embed(y), φ(x)⟩ with spectrally normalised layers; returns logits (N,)."""
-
-    def __init__(self, *, num_classes: int, image_size: int, channels: int, base_width: int):
-        super().__init__()
-        num_down = _num_upsamplings(image_size)
-        layers: list[nn.Module] = [spectral_norm(nn.Conv2d(channels, base_width, 3, 1, 1)), nn.LeakyReLU(0.1)]
-        width = base_width
-        for _ in range(num_down):
-            layers += [spectral_norm(nn.Conv2d(width, width * 2, 4, 2, 1)), nn.LeakyReLU(0.1)]
-            width *= 2
-        self.body = nn.Sequential(*layers)
-        self.linear = spectral_norm(nn.Linear(width, 1))
-        self.embed = spectral_norm(nn.Embedding(num_classes, width))
-
-    def forward(self, x_NCHW: torch.Tensor, labels_N: torch.Tensor) -> torch.Tensor:
-        h_ND = self.body(x_NCHW).sum(dim=(2, 3))  # global sum pooling, as in SN-GAN
-        return self.linear(h_ND).squeeze(1) + (self.embed(labels_N) * h_ND).sum(dim=1)
+def _biggan_discriminator(*, num_classes: int, image_size: int, channels: int, width: int, layer_norm: bool):
+    return BigGanDiscriminator(num_classes=num_classes, image_size=image_size, channels=channels, width=width)
 
 
-def save_generator(path: Path, generator: ConditionalGenerator, gan: "GanConfig", *, image_size: int, channels: int):
-    """Write the generator with the config and shapes that rebuild it, atomically: tensors and plain values only,
-    so that `load_generator` reads it without unpickling objects."""
+GAN_ARCHS: Registry[GanArch] = Registry("GAN architecture", "--gan.arch")
+GAN_ARCHS.add("dcgan", GanArch(generator=DcganGenerator, discriminator=DcganDiscriminator, separate_real_fake=True))
+GAN_ARCHS.add(
+    "acgan",
+    GanArch(generator=DcganGenerator, discriminator=AcganDiscriminator, class_head=True, separate_real_fake=True),
+)
+GAN_ARCHS.add(FIRST_ARCH, GanArch(generator=_sngan_generator, discriminator=_sngan_discriminator))
+GAN_ARCHS.add("biggan", GanArch(generator=BigGanGenerator, discriminator=_biggan_discriminator, weight_average=True))
+
+
+def makes_image_size(arch: str, image_size: int) -> bool:
+    """Whether --gan.arch `arch` makes images of image_size² pixels."""
+    return size_stages(image_size, GAN_ARCHS.get_or_raise(arch).base_sizes) is not None
+
+
+def image_size_rule(arch: str) -> str:
+    """The image sizes of --gan.arch `arch`, in words (what a refused --data.image-size is told)."""
+    bases = GAN_ARCHS.get_or_raise(arch).base_sizes
+    maps = " or ".join(f"{base}×{base}" for base in bases)
+    return f"{size_rule(bases)}: --gan.arch {arch} grows a {maps} map by ×2 stages"
+
+
+def check_image_size(arch: str, image_size: int) -> None:
+    """A ConfigError naming the architecture and its rule unless it makes image_size² pixels."""
+    if not makes_image_size(arch, image_size):
+        raise ConfigError(f"GAN image size must be {image_size_rule(arch)} (got {image_size})")
+
+
+def build_gan(cfg: "GanConfig", *, num_classes: int, image_size: int, channels: int) -> tuple[nn.Module, nn.Module]:
+    """(G, D) of cfg.arch, freshly initialised (from torch's global generator)."""
+    return GAN_ARCHS.get_or_raise(cfg.arch)(cfg, num_classes=num_classes, image_size=image_size, channels=channels)
+
+
+def save_generator(path: Path, generator: nn.Module, gan: "GanConfig", *, image_size: int, channels: int) -> None:
+    """Write the generator with the config (its architecture among it) and shapes that rebuild it, atomically:
+    tensors and plain values only, so that `load_generator` reads it without unpickling objects."""
     payload = {
         "gan_config": dataclasses.asdict(gan),
         "num_classes": generator.num_classes,
@@ -94,16 +121,15 @@ def save_generator(path: Path, generator: ConditionalGenerator, gan: "GanConfig"
     save_torch_atomic(payload, path)
 
 
-def load_generator(path: Path) -> ConditionalGenerator:
-    """Rebuild a generator saved by `save_generator`; a file holding other objects is refused (DataError)."""
+def load_generator(path: Path) -> nn.Module:
+    """Rebuild a generator saved by `save_generator` (any architecture; `forward(z_ND, labels_N)` → NCHW images
+    in [-1, 1]); a file holding other objects is refused (DataError)."""
     payload = load_plain(path)
     gan = payload["gan_config"]
-    generator = ConditionalGenerator(
-        latent_dim=gan["latent_dim"],
-        num_classes=payload["num_classes"],
-        image_size=payload["image_size"],
-        channels=payload["channels"],
-        base_width=gan["g_width"],
-    )
+    arch = gan.get("arch", FIRST_ARCH)  # files written before --gan.arch are of the first architecture
+    generator = GAN_ARCHS.get_or_raise(arch).generator(
+        latent_dim=gan["latent_dim"], num_classes=payload["num_classes"], image_size=payload["image_size"],
+        channels=payload["channels"], width=gan["g_width"],
+    )  # fmt: skip
     generator.load_state_dict(payload["state_dict"])
     return generator
