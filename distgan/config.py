@@ -135,13 +135,17 @@ class GanConfig:
 
 @dataclass(kw_only=True)
 class SampleConfig:
-    """Sampling the generator: one image per real training image of the same class, at each knob value."""
+    """Sampling the generator: one image per real training image of the same class (or `num_images` in the real
+    class proportions), at each knob value."""
 
     truncation_factor: float = 2.0  # z entries are bounded by factor·τ ("resample") or by factor, times τ ("scale")
     truncation_convention: str | None = None  # "resample" (paper's footnote), "scale" (BigGAN's); None: the kind's
     truncation: float = 1.0  # τ of the spaces that do not sweep it (gan, gan-test)
     seed: int = 0  # of the noise: the same seed, generator and labels give the same synthetic set
     batch_size: int = 500  # images per `sample` call (bounds the generator's memory; part of the set's seeding)
+    # images per synthetic set: 0, one per real training image of the same class; N, N images whose classes follow
+    # the real training split's proportions (largest remainder), e.g. the NYU study's 10,000 for GAN-train/GAN-test
+    num_images: int = 0
 
     def __post_init__(self) -> None:
         _require(self.truncation_factor > 0, "sample.truncation-factor", "> 0", self.truncation_factor)
@@ -153,6 +157,7 @@ class SampleConfig:
         )
         _require(self.truncation > 0, "sample.truncation", "> 0", self.truncation)
         _require(self.batch_size >= 1, "sample.batch-size", "≥ 1", self.batch_size)
+        _require(self.num_images >= 0, "sample.num-images", "≥ 0 (0: one per real training image)", self.num_images)
 
 
 @dataclass(kw_only=True)

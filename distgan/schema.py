@@ -3,6 +3,7 @@ experiments and training sets, and the keys of a trial's `result.json`. It impor
 
 RESULT_NAME = "result.json"  # one per trial directory: trials/<trial>/result.json
 SAMPLES_NAME = "samples.png"  # a trial's sample grid, one row per class
+LOSSES_NAME = "losses.csv"  # a GAN job's D and G losses per iteration, beside its generator.pt (docs/gans.md)
 EXPERIMENTS = ("replacement", "augmentation", "gan", "gan-test")  # also the order of the report's sections
 TRAINING_SETS = ("real", "synthetic", "real+synthetic")  # what a trial's classifier was trained on
 

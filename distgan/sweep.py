@@ -56,13 +56,13 @@ def parse_config(argv: list[str] | None) -> tuple[SweepConfig, bool]:
             raise DistganError(f"--config: {args.config} not found")
         from_file = yaml.safe_load(args.config.read_text()) or {}
         cfg = with_overrides(cfg, from_file)
-    recipe_generator = cfg.generator
+    recipe_generator, recipe_space = cfg.generator, cfg.space
     cfg = apply_flags(cfg, args)
     if cfg.generator != recipe_generator and vars(args)["knob-values"] is None and "knob_values" not in from_file:
         cfg = replace(cfg, knob_values=())  # a recipe's knob values are its generator's: another takes its own
     cfg, _ = resolve_space(cfg)  # an unknown space or a bad YAML space fails here
     if args.name is None and "name" not in from_file:  # the recipe's name says the space: say this one
-        cfg = replace(cfg, name=cfg.name.replace("replacement", Path(cfg.space).stem, 1))
+        cfg = replace(cfg, name=cfg.name.replace(recipe_space, Path(cfg.space).stem, 1))
     return cfg, args.resume
 
 

@@ -153,7 +153,7 @@ def test_ray_sweep_trials_land_on_both_nodes(nodes, tmp_path):
         results = tmp_path / "results"
         argv = [
             sys.executable, "tune/sweep.py", "--quick", "--address", address, "--results-dir", str(results),
-            "--truncations", "0.5,1.0", "--include-real", "false", "--gan.iterations", "30",
+            "--knob-values", "0.5,1.0", "--include-real", "false", "--gan.iterations", "30",
             "--classifier.epochs", "1", "--metrics.extractor-epochs", "1",
             "--workers-per-trial", "1", "--cpus-per-worker", "2", "--max-concurrent-trials", "2",
         ]  # fmt: skip

@@ -11,6 +11,7 @@ import pytest
 from scipy import stats
 
 from distgan.analysis.correlations import N_RESAMPLES, bootstrap_interval, correlate, correlations
+from distgan.analysis.embedding import write_embedding
 from distgan.analysis.figures import augmentation_figure
 from distgan.analysis.report import build_report
 from distgan.analysis.results import load_results, read_result
@@ -20,7 +21,8 @@ from distgan.errors import DataError
 
 CLASSES = [str(k) for k in range(10)]
 CONFIG = to_dict(SweepConfig(name="mixed"))
-GAN = {"lr_d": 2e-4, "lr_g": 1e-4, "batch_size": 64, "iterations": 2000, "d_steps_schedule": "2", "seed": 0}
+GAN = {"arch": "dcgan", "loss": "hinge", "lr_d": 2e-4, "lr_g": 1e-4, "batch_size": 64, "iterations": 2000,
+       "d_steps_schedule": "2", "seed": 0}  # fmt: skip
 
 # (experiment, trial, training_set, τ, fraction, top1 error, IS, FID, GAN-test acc.)
 REPLACEMENT = [
@@ -100,6 +102,8 @@ def gan_results() -> list[dict]:
     for trial, lr_d, schedule, done, fid, gan_train, is_mean, gan_test in GAN_TRIALS:
         top1 = None if gan_train is None else 1 - gan_train
         gan = GAN | {"lr_d": lr_d, "d_steps_schedule": schedule}
+        if trial == "gan-d":
+            gan |= {"arch": "acgan", "loss": "wgan-gp"}
         extra = {"gan": gan, "gan_iterations_done": done, "stopped_early": done < GAN["iterations"]}
         out.append(make_result("gan", trial, "synthetic", 1.0, None, top1, is_mean, fid, gan_test, **extra))
     out.append(make_result("gan-test", "gt-a", "synthetic", 1.0, None, 0.2, 7.0, 13.0, 0.9, gan_iterations_done=2000))
@@ -209,11 +213,18 @@ def test_gan_table_rows_sorted_by_fid_with_iterations_and_gan_train(built):
     assert (by_trial["gan-c"]["iterations_done"], by_trial["gan-c"]["iterations"]) == (500, 2000)
     assert by_trial["gan-d"]["d_steps_schedule"] == "5,4@500,3@1000,2@1500" and by_trial["gan-d"]["lr_d"] == 3e-4
     text = (built / "report.md").read_text()
+    # The NYU study's summary layout: arch, loss, learning rates of D and G, batch, iterations, D:G schedule, IS, FID,
+    # GAN-train, GAN-test.
     assert (
-        "| gan | `gan-c` | 2.00e-04 | 1.00e-04 | 64 | 500 / 2000 (stopped early) | 3 | 0 "
+        "| Experiment | Trial | Arch | Loss | lr D | lr G | Batch | Iterations | D:G schedule | Seed | IS (domain) "
+        "| FID (domain) | FID (inception) | KID (inception) | GAN-train (%) | GAN-test (%) |" in text
+    )
+    assert (
+        "| gan | `gan-c` | dcgan | hinge | 2.00e-04 | 1.00e-04 | 64 | 500 / 2000 (stopped early) | 3 | 0 "
         "| 4.00 ± 0.40 | 40.00 | 127.00 | 0.0400 | – | 50.00 |" in text
     )
-    assert "| gan | `gan-d` | 3.00e-04 | 1.00e-04 | 64 | 2000 / 2000 | 5,4@500,3@1000,2@1500 | 0 |" in text
+    assert "| gan | `gan-d` | acgan | wgan-gp | 3.00e-04 | 1.00e-04 | 64 | 2000 | 5,4@500,3@1000,2@1500 | 0 |" in text
+    assert by_trial["gan-d"]["arch"] == "acgan" and rows[-1]["arch"] == "dcgan"
 
 
 def test_correlations_equal_scipy_on_the_same_columns_with_interval_around_r(built):
@@ -314,6 +325,30 @@ def test_rebuilding_gives_byte_identical_files(sweep_dir):
     build_report(sweep_dir)
     assert {name: (sweep_dir / name).read_bytes() for name in names} == before
     assert not list(sweep_dir.glob(".*tmp*"))  # no temporary files left behind
+
+
+def test_gan_trials_loss_curves_and_tsne_are_drawn_from_their_files_and_rebuilt_identically(sweep_dir):
+    rng = np.random.default_rng(0)
+    for trial in ("gan-a", "gt-b"):
+        directory = sweep_dir / "trials" / trial
+        rows = [f"{i},{1 + rng.random():.4f},{2 - rng.random():.4f}" for i in range(50)]
+        (directory / "losses.csv").write_text("iteration,d_loss,g_loss\n" + "\n".join(rows) + "\n")
+    labels_N = np.tile(np.arange(10), 6)
+    embedding = {"source": np.repeat(["real", "generated"], 30), "label": labels_N, "xy_N2": rng.normal(size=(60, 2))}
+    write_embedding(sweep_dir / "trials" / "gan-a" / "tsne.csv", embedding, CLASSES)
+    text = build_report(sweep_dir).read_text()
+    section = text.split("## GAN training: loss curves and t-SNE")[1].split("\n## ")[0]
+    assert (
+        "- gan `gan-a` (dcgan, hinge): ![losses gan-a](trials/gan-a/losses.png) "
+        "![t-SNE gan-a](trials/gan-a/tsne.png) ([points](trials/gan-a/tsne.csv))" in section
+    )
+    assert "- gan-test `gt-b` (dcgan, hinge): ![losses gt-b](trials/gt-b/losses.png)\n" in section + "\n"
+    assert "gan-b" not in section  # no files, no line
+    figures = [sweep_dir / "trials" / "gan-a" / "losses.png", sweep_dir / "trials" / "gan-a" / "tsne.png"]
+    before = [figure.read_bytes() for figure in figures]
+    assert all(data[:8] == b"\x89PNG\r\n\x1a\n" for data in before)
+    build_report(sweep_dir)
+    assert [figure.read_bytes() for figure in figures] == before
 
 
 def test_old_replacement_results_get_the_new_keys(tmp_path):

@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 
 from distgan.data.manifest import MANIFEST_NAME, read_manifest
+from distgan.data.order import evenly_spread_indices
+from distgan.data.selection import ShardSelection
 from distgan.data.shards import read_shards, write_shards
 from distgan.data.sources import ImageSplit, load_split
 from distgan.errors import DataError
@@ -78,3 +80,23 @@ def test_count_mismatch_is_named(shard_dir):
     (shard_dir / MANIFEST_NAME).write_text(json.dumps(manifest))
     with pytest.raises(DataError, match=r"shard-000000\.tar: 500 samples, manifest says 499"):
         read_shards(shard_dir)
+
+
+def test_a_selection_reads_only_its_samples_and_equals_the_whole_read(shard_dir):
+    """The metrics' N images of a large set: read by offset through the index files, chunk by chunk, the same
+    pixels and labels as those samples of a whole read; a damaged image is named by shard and key."""
+    whole = read_shards(shard_dir)
+    selection = ShardSelection(shard_dir, num_images=50)
+    index = evenly_spread_indices(len(whole.labels_N), 50)
+    assert len(selection) == 50 and index[0] == 0 and index[-1] == len(whole.labels_N) - 1
+    np.testing.assert_array_equal(selection.labels_N, whole.labels_N[index])
+    np.testing.assert_array_equal(np.concatenate([selection.images(0, 20), selection.images(20, 50)]),
+                                  whole.images_NHWC[index])  # fmt: skip
+    assert len(ShardSelection(shard_dir)) == len(whole.labels_N)  # 0: all of them
+    path, key, entries, _ = selection.samples[3]
+    offset, _ = entries["png"]
+    with open(path, "r+b") as handle:  # a bit flipped in the PNG signature
+        handle.seek(offset)
+        handle.write(b"\x00")
+    with pytest.raises(DataError, match=f"{path} key {key}: PNG cannot be decoded"):
+        selection.images(0, 5)

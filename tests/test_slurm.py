@@ -121,7 +121,7 @@ def test_train_job_on_two_nodes_matches_torchrun_on_one(slurm, digits_shards, tm
 
 def test_sweep_job_starts_ray_on_both_nodes_and_tears_it_down(slurm, tmp_path):
     results = tmp_path / "results"
-    sweep = ["--quick", "--truncations", "1.0", "--gan.iterations", "20", "--classifier.epochs", "1",
+    sweep = ["--quick", "--knob-values", "1.0", "--gan.iterations", "20", "--classifier.epochs", "1",
              "--metrics.extractor-epochs", "1", "--results-dir", str(results)]  # fmt: skip
     log = tmp_path / "sweep-%j.out"
     job_id = distgan_slurm(slurm, "sweep", "--nodes", "2", "--cpus-per-task", "2", "--time", "20",

@@ -14,7 +14,10 @@ import pytest
 from PIL import Image
 from sklearn.datasets import load_digits
 
+from distgan.config import DataConfig, SweepConfig
 from distgan.data.download import download, extract_tar
+from distgan.data.manifest import read_manifest
+from distgan.data.shards import read_shards
 from distgan.data.sources import (
     CIFAR10_CLASS_NAMES,
     FASHION_MNIST_CLASS_NAMES,
@@ -24,6 +27,7 @@ from distgan.data.sources import (
     register,
 )
 from distgan.errors import ConfigError, DataError
+from distgan.experiments.artifacts import prepare_real_shards
 from distgan.runtime.hashing import sha256_of
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -250,3 +254,19 @@ def test_download_and_extract_locally(tmp_path):
     with pytest.raises(DataError, match="escaped"):
         extract_tar(evil, tmp_path / "root")
     assert not (tmp_path / "escaped.txt").exists()
+
+
+def test_a_sweep_streams_an_image_folder_into_the_shards_the_in_memory_reader_gives(cifar, tmp_path):
+    """ImageNet-scale trees are never loaded whole: the sweep's real shards of an image folder come from the
+    streaming writer (`distgan prepare image_folder`'s), with the same pixels and labels as `load_split`."""
+    x, y = cifar["train"]
+    _write_pngs(tmp_path / "tree" / "train", x[:40], y[:40], CIFAR10_CLASS_NAMES)
+    _write_pngs(tmp_path / "tree" / "test", x[40:60], y[40:60], CIFAR10_CLASS_NAMES)
+    data = DataConfig(source="image_folder", path=tmp_path / "tree", image_size=16)
+    train_dir, test_dir = prepare_real_shards(SweepConfig(results_dir=tmp_path / "results", data=data))
+    for split, shard_dir in (("train", train_dir), ("test", test_dir)):
+        streamed, in_memory = read_shards(shard_dir), load_split("image_folder", split, path=data.path, image_size=16)
+        assert read_manifest(shard_dir)["provenance"]["image_folder"] == str(data.path)  # the streaming writer's
+        np.testing.assert_array_equal(streamed.images_NHWC, in_memory.images_NHWC)
+        np.testing.assert_array_equal(streamed.labels_N, in_memory.labels_N)
+        assert streamed.class_names == in_memory.class_names

@@ -40,7 +40,9 @@ def test_gan_space_draws_hyperparameters_and_stops_with_asha_on_the_chosen_metri
     cfg = SweepConfig(num_samples=5, scheduler_metric="gan_test_accuracy", rungs=4)
     space = SPACES["gan"](cfg)
     gan = space.param_space["gan"]
-    assert set(gan) == {"lr_d", "lr_g", "batch_size", "iterations", "d_steps_schedule"}
+    assert set(gan) == {"arch", "loss", "lr_d", "lr_g", "batch_size", "iterations", "d_steps_schedule"}
+    assert gan["arch"].categories == ["acgan", "biggan", "dcgan", "sngan-projection"]  # every registered one
+    assert gan["loss"].categories == ["hinge", "nonsaturating", "wgan-gp"]
     assert gan["iterations"].categories == [1000, 2000]
     assert gan["d_steps_schedule"].categories == ["1", "3", "5", "5,2@1000", "5,4@500,3@1000,2@1500"]
     assert 5e-5 <= gan["lr_d"].sample() <= 1e-3
@@ -91,6 +93,9 @@ def test_yaml_space_sets_fields_and_parameters(tmp_path):
         ("experiment: gan\ngan: {lr_q: 0.1}\n", "unknown gan field(s) ['lr_q']"),
         ("experiment: gan\ngan: {lr_g: {normal: [0, 1]}}\n", "gan.lr_g must be a value, a list or one of"),
         ("experiment: augmentation\nfractions: [0.5, -1]\n", "--fractions must be a list of fractions > 0"),
+        ("experiment: gan-test\ngan: {arch: [dcgan, stylegan]}\n", "gan.arch: --gan.arch must be one of ['acgan',"),
+        ("experiment: gan\ngan: {loss: {choice: [hinge, wasserstein]}}\n", "gan.loss: --gan.loss must be one of"),
+        ("experiment: gan\ngan: {lr_d: [0.001, -1]}\n", "gan.lr_d: --gan.lr-d must be > 0 (got -1"),
     ],
 )
 def test_yaml_space_errors_name_the_file_and_key(tmp_path, text, message):
@@ -99,6 +104,17 @@ def test_yaml_space_errors_name_the_file_and_key(tmp_path, text, message):
     with pytest.raises(ConfigError) as err:
         resolve_space(replace(SweepConfig(), space=str(path)))
     assert message in str(err.value)
+
+
+def test_yaml_gan_test_space_grids_archs_and_names_a_trial_by_each(tmp_path):
+    path = tmp_path / "archs.yaml"
+    path.write_text("experiment: gan-test\ngan: {arch: [dcgan, biggan], loss: wgan-gp, seed: 1}\n")
+    _, space = resolve_space(replace(SweepConfig(), space=str(path)))
+    assert space.param_space["gan"] == {"arch": {"grid_search": ["dcgan", "biggan"]}, "loss": "wgan-gp", "seed": 1}
+    names = [trial_name("gan-test", {"point": {}, "gan": {"arch": arch, "loss": "wgan-gp", "seed": 1}}, "x", None)
+             for arch in ("dcgan", "biggan")]  # fmt: skip
+    assert names == ["dcgan-wgan-gp-seed1", "biggan-wgan-gp-seed1"]  # distinct directories
+    assert trial_name("gan-test", {"point": {}, "gan": {"lr_g": 0.001}}, "x", None) == "lr_g0.001"
 
 
 def test_yaml_gan_space_fits_asha_rungs_to_its_own_iterations(tmp_path):

@@ -70,9 +70,12 @@ def augmentation_table(rows: list[dict], knob: str | None) -> str:
 
 
 def gan_table(rows: list[dict], columns: list[tuple[str, str, str | None]]) -> str:
-    """Shmelkov et al. (2018): one row per generator, sorted by FID; GAN-train / GAN-test in %."""
+    """Shmelkov et al. (2018) in the NYU study's summary layout: one row per generator (architecture, loss, learning
+    rates of D and G, batch size, iterations, D:G schedule, seed, IS, FID and the other sample metrics of every
+    feature space, GAN-train, GAN-test in %), sorted by FID. Iterations: those trained, "done / planned" when ASHA
+    stopped the trial before its end."""
     header = (
-        "| Experiment | Trial | lr D | lr G | Batch | Iterations done / planned | D:G schedule | Seed |"
+        "| Experiment | Trial | Arch | Loss | lr D | lr G | Batch | Iterations | D:G schedule | Seed |"
         + quality_header(columns)
         + " GAN-train (%) | GAN-test (%) |"
     )
@@ -82,14 +85,15 @@ def gan_table(rows: list[dict], columns: list[tuple[str, str, str | None]]) -> s
         lr_g = "–" if row["lr_g"] is None else f"{row['lr_g']:.2e}"
         done = "–" if row["iterations_done"] is None else str(row["iterations_done"])
         planned = "–" if row["iterations"] is None else str(row["iterations"])
+        iterations = done if done == planned else f"{done} / {planned}"
         stopped = " (stopped early)" if row["stopped_early"] else ""
         body.append(
-            f"| {row['experiment']} | `{row['trial']}` | {lr_d} | {lr_g} | {row['batch_size'] or '–'} "
-            f"| {done} / {planned}{stopped} | {row['d_steps_schedule'] or '–'} "
+            f"| {row['experiment']} | `{row['trial']}` | {row['arch'] or '–'} | {row['loss'] or '–'} | {lr_d} | {lr_g} "
+            f"| {row['batch_size'] or '–'} | {iterations}{stopped} | {row['d_steps_schedule'] or '–'} "
             f"| {'–' if row['seed'] is None else row['seed']} |{quality_cells(row, columns)}"
             f" {pct(row['gan_train_accuracy'])} | {pct(row['gan_test_accuracy'])} |"
         )
-    return table(header, "llrrrrlr" + "r" * len(columns) + "rr", body)
+    return table(header, "llllrrrrlr" + "r" * len(columns) + "rr", body)
 
 
 def _with_interval(stat: dict, digits: int = 2) -> str:

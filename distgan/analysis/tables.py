@@ -72,10 +72,10 @@ def _gan_value(result: dict, key: str):
 
 
 def gan_rows(results: list[dict]) -> list[dict]:
-    """Shmelkov et al. (2018)'s table over the "gan" and "gan-test" results: one row per trial with the
-    generator's hyperparameters, iterations trained / planned, the sample metrics of every feature space,
-    GAN-train and GAN-test accuracy; sorted by the leading space's FID (lowest first; trials without it last,
-    then by trial name)."""
+    """Shmelkov et al. (2018)'s table, in the NYU study's layout, over the "gan" and "gan-test" results: one row per
+    trial with the generator's architecture, loss and hyperparameters, iterations trained / planned, the sample
+    metrics of every feature space, GAN-train and GAN-test accuracy; sorted by the leading space's FID (lowest first;
+    trials without it last, then by trial name)."""
     rows = []
     trials = of_experiment(results, "gan") + of_experiment(results, "gan-test")
     columns = quality_columns(trials)
@@ -89,6 +89,8 @@ def gan_rows(results: list[dict]) -> list[dict]:
                 "experiment": r["experiment"],
                 "trial": r["trial"],
                 "training_set": r["training_set"],
+                "arch": _gan_value(r, "arch"),
+                "loss": _gan_value(r, "loss"),
                 "lr_d": _gan_value(r, "lr_d"),
                 "lr_g": _gan_value(r, "lr_g"),
                 "batch_size": _gan_value(r, "batch_size"),

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from distgan.data.loader import read_index
 from distgan.data.manifest import image_extension, manifest_digest, read_manifest
+from distgan.data.selection import indexed_samples
 from distgan.data.writer import ShardOptions, write_sample_stream
 from distgan.errors import ConfigError, DataError
 
@@ -27,19 +27,6 @@ def class_quotas(class_counts: list[int], total: int) -> np.ndarray:
     order = np.argsort(-(exact - quotas), kind="stable")
     quotas[order[: total - int(quotas.sum())]] += 1
     return quotas
-
-
-def _samples(shard_dir: Path) -> list[tuple[Path, str, dict, int]]:
-    """(tar path, key, {ext: (offset, size)}, label) of every sample, label from the int32 `.lbl` entry."""
-    out = []
-    for shard in read_manifest(shard_dir)["shards"]:
-        path = Path(shard_dir) / shard["name"]
-        with open(path, "rb") as handle:
-            for key, entries in read_index(shard_dir, shard):
-                offset, size = entries["cls"]
-                handle.seek(offset)
-                out.append((path, key, entries, int(handle.read(size))))
-    return out
 
 
 def write_mixture(
@@ -72,7 +59,7 @@ def write_mixture(
     for name, shard_dir in parts.items():
         if shard_dir is None:
             continue
-        samples = _samples(shard_dir)
+        samples = indexed_samples(shard_dir)
         if name == "synthetic" and real_dir is not None:
             num_real = manifests["real"]["num_samples"]
             quotas = class_quotas(manifests["real"]["class_counts"], round(synthetic_fraction * num_real))

@@ -36,3 +36,11 @@ def rank_indices(
     else:
         order = order[: num_samples // world_size * world_size]
     return order[rank::world_size]
+
+
+def evenly_spread_indices(num_samples: int, num_images: int) -> np.ndarray:
+    """`num_images` indices spread evenly over [0, num_samples) (all when 0 or more than there are): every class
+    keeps its share whatever the set's order (shards are often written class by class)."""
+    if 0 < num_images < num_samples:
+        return np.round(np.linspace(0, num_samples - 1, num_images)).astype(np.int64)
+    return np.arange(num_samples)

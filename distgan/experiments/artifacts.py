@@ -6,15 +6,18 @@ while valid.
 """
 
 import logging
+import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from distgan.config import GanConfig, SweepConfig, digest, to_dict
+from distgan.data.imagefolder import write_image_folder_shards
 from distgan.data.manifest import manifest_digest
 from distgan.data.mixtures import write_mixture
 from distgan.data.overlap import refuse_shared_images
 from distgan.data.shards import write_shards
 from distgan.data.sources import load_split
+from distgan.data.writer import ShardOptions
 from distgan.experiments.feature_spaces import prepare_references
 from distgan.experiments.generated import SweepGenerator, trained_gan
 from distgan.experiments.workers import ClassifierJob, GanJob, classifier_worker, gan_worker
@@ -49,9 +52,15 @@ def prepare_real_shards(cfg: SweepConfig) -> tuple[Path, Path]:
     for split in ("train", "test"):
         out = cache_root(cfg) / f"real-{cfg.data.source}-{split}-{digest(cfg.data)}"
         if not out.is_dir():
-            images = load_split(cfg.data.source, split, path=cfg.data.path, image_size=cfg.data.image_size)
-            provenance = {"kind": "real", "split": split, "data": to_dict(cfg.data), "split_rule": images.split_rule}
-            write_shards(images, out, max_samples_per_shard=cfg.data.shard_max_samples, provenance=provenance)
+            provenance = {"kind": "real", "split": split, "data": to_dict(cfg.data)}
+            if cfg.data.source == "image_folder":  # ImageNet-scale: streamed, decoded in a process per CPU
+                options = ShardOptions(max_samples_per_shard=cfg.data.shard_max_samples, num_workers=os.cpu_count())
+                write_image_folder_shards(cfg.data.path, split, out, options=options, image_size=cfg.data.image_size,
+                                          provenance=provenance)  # fmt: skip
+            else:
+                images = load_split(cfg.data.source, split, path=cfg.data.path, image_size=cfg.data.image_size)
+                provenance["split_rule"] = images.split_rule
+                write_shards(images, out, max_samples_per_shard=cfg.data.shard_max_samples, provenance=provenance)
             _announce(True, f"real {split} shards", out)
         paths.append(out)
     refuse_shared_images(*paths)  # at every start: a cache made before this check was added is checked too

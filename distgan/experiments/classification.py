@@ -8,6 +8,7 @@ jobs so that every space composes them: nothing is written twice.
 
 import logging
 import platform
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,24 +18,30 @@ import ray
 import torch
 
 import distgan
+from distgan.analysis.embedding import EMBEDDING_NAME, POINTS_PER_SIDE, tsne_embedding, write_embedding
 from distgan.analysis.sample_grid import sample_grid
 from distgan.config import SweepConfig, to_dict
 from distgan.data.manifest import manifest_digest, read_manifest
-from distgan.data.shards import read_shards
+from distgan.data.selection import ShardSelection
 from distgan.experiments.artifacts import SweepArtifacts, cache_root, prepare_mixture
 from distgan.experiments.feature_spaces import (
     REAL_ROW_SPLITS,
     describe_spaces,
+    metric_options,
     real_row_quality,
     score_in_every_space,
+    shard_image_set,
+    space_extractor,
 )
 from distgan.experiments.generated import SweepGenerator, prepare_synthetic_shards
 from distgan.experiments.workers import ClassifierJob, classifier_worker, read_scores
+from distgan.metrics.engine import extract_real
 from distgan.models.classifiers import load_classifier
-from distgan.runtime.atomic import write_json_atomic
+from distgan.runtime.atomic import atomic_path, write_json_atomic
 from distgan.runtime.hashing import sha256_of
 from distgan.schema import (
     GAN_FIELDS,
+    LOSSES_NAME,
     QUALITY_SCORES,
     RESULT_NAME,
     SAMPLES_NAME,
@@ -42,10 +49,12 @@ from distgan.schema import (
     gan_train_accuracy,
     labelled,
 )
+from distgan.train.batches import open_split
 from distgan.train.classifier import evaluate_classifier
 from distgan.train.launch import Launch, run_data_parallel
 
 log = logging.getLogger("distgan")
+GRID_POOL = 2000  # the sample grid takes each class's first images among the set's first GRID_POOL
 
 
 @dataclass(frozen=True)
@@ -65,17 +74,57 @@ class TrainingSet:
         return "real+synthetic" if self.fraction else "synthetic"
 
 
-def synthetic_quality(cfg: SweepConfig, artifacts: SweepArtifacts, synthetic_dir: Path, trial_dir: Path) -> dict:
+def synthetic_quality(
+    cfg: SweepConfig,
+    artifacts: SweepArtifacts,
+    synthetic_dir: Path,
+    trial_dir: Path,
+    *,
+    views_of: SweepGenerator | None = None,
+) -> dict:
     """The generated set's numbers in every feature space (`quality`), its GAN-test accuracy (the real-data
     classifier tested on it, Shmelkov et al.), how it was sampled (`sampling`: generator identity, seeding), and a
-    sample grid in the trial directory."""
-    synthetic = read_shards(synthetic_dir)
-    sample_grid(synthetic.images_NHWC, synthetic.labels_N, trial_dir / SAMPLES_NAME)
-    quality = score_in_every_space(cfg, artifacts.references, artifacts.extractor_path, synthetic)
+    sample grid in the trial directory; with `views_of` (gan and gan-test trials) also that generator's loss curves
+    and a t-SNE of the set against the real one (`write_gan_views`)."""
+    # Nothing here holds the whole set (1.28 M images for ImageNet): the grid reads its first images, the metrics
+    # their N, and GAN-test streams the set once `--classifier.loader` finds it too large for memory.
+    first = ShardSelection(synthetic_dir, np.arange(min(GRID_POOL, read_manifest(synthetic_dir)["num_samples"])))
+    sample_grid(first.images(0, len(first)), first.labels_N, trial_dir / SAMPLES_NAME)
+    if views_of is not None:
+        write_gan_views(cfg, artifacts, views_of, synthetic_dir, trial_dir)
+    quality = score_in_every_space(cfg, artifacts.references, artifacts.extractor_path, synthetic_dir)
     extractor = load_classifier(artifacts.extractor_path)
-    gan_test = 1 - evaluate_classifier(extractor, synthetic)["top1_error"]
+    gan_test = 1 - evaluate_classifier(extractor, open_split(synthetic_dir, cfg.classifier))["top1_error"]
     sampling = read_manifest(synthetic_dir)["provenance"]["sampling"]
     return {"quality": quality, "gan_test_accuracy": gan_test, "sampling": sampling}
+
+
+def copy_loss_curves(generator: SweepGenerator, trial_dir: Path) -> None:
+    """The GAN job's losses.csv, from beside its generator.pt into the trial directory (atomically), if it has one."""
+    losses = None if generator.config.weights is None else generator.config.weights.parent / LOSSES_NAME
+    if losses is not None and losses.is_file():
+        with atomic_path(trial_dir / LOSSES_NAME, suffix=".csv") as tmp:
+            shutil.copyfile(losses, tmp)
+
+
+def write_gan_views(
+    cfg: SweepConfig, artifacts: SweepArtifacts, generator: SweepGenerator, synthetic_dir: Path, trial_dir: Path
+) -> None:
+    """What the NYU study read for each GAN, as files of the trial (the report draws them): the GAN job's losses.csv,
+    copied beside result.json when the sweep trained the generator, and tsne.csv, a seeded t-SNE of real against
+    generated features in the metrics' leading feature space (analysis/embedding.py)."""
+    copy_loss_curves(generator, trial_dir)
+    space = cfg.metrics.extractors[0]
+    extractor = space_extractor(cfg, space, artifacts.extractor_path)
+    fake = shard_image_set(synthetic_dir, POINTS_PER_SIDE)  # only the images embedded are read
+    fake_ND = extract_real(fake, extractor, keep_features=True, per_class=False, options=metric_options(cfg)).feats_ND
+    reference = artifacts.references[space]
+    real_ND = np.load(reference / "features.npy", mmap_mode="r")  # the real side the metrics compare with
+    embedding = tsne_embedding(real_ND, np.load(reference / "labels.npy"), fake_ND.numpy(), fake.source.labels_N,
+                               seed=cfg.sample.seed)  # fmt: skip
+    write_embedding(trial_dir / EMBEDDING_NAME, embedding, fake.class_names)
+    log.info("t-SNE of %d real and %d generated images in the %s space: %s", len(embedding["label"]) // 2,
+             len(embedding["label"]) // 2, space, trial_dir / EMBEDDING_NAME)  # fmt: skip
 
 
 def real_quality(artifacts: SweepArtifacts) -> dict:
@@ -182,7 +231,8 @@ def run_classification_trial(
         synthetic_dir = prepare_synthetic_shards(
             cfg, artifacts.real_train_dir, generator, training.knob_value, launch, root=cache_root(cfg)
         )
-        quality = synthetic_quality(cfg, artifacts, synthetic_dir, trial_dir)
+        views_of = generator if training.experiment == "gan-test" else None  # its loss curves and t-SNE
+        quality = synthetic_quality(cfg, artifacts, synthetic_dir, trial_dir, views_of=views_of)
         train_dir = synthetic_dir
         if training.fraction:
             train_dir = prepare_mixture(cfg, artifacts.real_train_dir, synthetic_dir, training.fraction)

@@ -17,8 +17,7 @@ import torch
 
 from distgan.config import SweepConfig, digest
 from distgan.data.manifest import manifest_digest
-from distgan.data.shards import read_shards
-from distgan.data.sources import ImageSplit
+from distgan.data.selection import ShardSelection
 from distgan.metrics.engine import ImageSet, MetricOptions, RealFeatures, applicable, compute, extract_real
 from distgan.metrics.extraction import ImageSource
 from distgan.metrics.extractors import Extractor, build_extractor
@@ -50,17 +49,12 @@ def space_extractor(cfg: SweepConfig, name: str, domain_model: Path) -> Extracto
     return _extractor(name, weights, cfg.results_dir / "cache" / "weights")
 
 
-def evenly_spread(images_NHWC: np.ndarray, labels_N: np.ndarray, num_images: int, class_names) -> ImageSet:
-    """The `num_images` images spread evenly over the set (all when 0 or more than the set): every class keeps
-    its share whatever the set's order (shards are often written class by class)."""
-    if 0 < num_images < len(images_NHWC):
-        index = np.round(np.linspace(0, len(images_NHWC) - 1, num_images)).astype(np.int64)
-        images_NHWC, labels_N = images_NHWC[index], labels_N[index]
-    return ImageSet(ImageSource.from_array(images_NHWC, labels_N), class_names=list(class_names))
-
-
-def _image_set(split: ImageSplit, cfg: SweepConfig) -> ImageSet:
-    return evenly_spread(split.images_NHWC, split.labels_N, cfg.metrics.num_images, split.class_names)
+def shard_image_set(shard_dir: Path, num_images: int) -> ImageSet:
+    """`num_images` of a shard directory's images spread evenly over it (0: all), read and decoded chunk by chunk as
+    the extraction asks for them: memory holds a chunk, not the set."""
+    selection = ShardSelection(shard_dir, num_images=num_images)
+    source = ImageSource(len(selection), selection.labels_N, selection.images)
+    return ImageSet(source, class_names=list(selection.class_names))
 
 
 def prepare_references(cfg: SweepConfig, real_train_dir: Path, real_test_dir: Path, domain_model: Path) -> dict:
@@ -76,12 +70,12 @@ def prepare_references(cfg: SweepConfig, real_train_dir: Path, real_test_dir: Pa
 
         def build(tmp: Path, extractor=extractor) -> None:
             options = metric_options(cfg)
-            train = _image_set(read_shards(real_train_dir), cfg)
+            train = shard_image_set(real_train_dir, cfg.metrics.num_images)
             real = extract_real(train, extractor, keep_features=True, per_class=True, options=options)
             save_stats(tmp / "stats.npz", real.stats)
             np.save(tmp / "features.npy", real.feats_ND.numpy())
             np.save(tmp / "labels.npy", real.labels_N)
-            test = _image_set(read_shards(real_test_dir), cfg)
+            test = shard_image_set(real_test_dir, cfg.metrics.num_images)
             metrics = applicable(list(cfg.metrics.metrics), extractor)
             row = compute(real, test, metrics=metrics, extractor=extractor, per_class=True, options=options)
             write_json_atomic(tmp / REAL_ROW_NAME, row | {"splits": REAL_ROW_SPLITS})
@@ -103,9 +97,9 @@ def real_row_quality(references: dict) -> dict:
     return {name: json.loads((directory / REAL_ROW_NAME).read_text()) for name, directory in references.items()}
 
 
-def score_in_every_space(cfg: SweepConfig, references: dict, domain_model: Path, split: ImageSplit) -> dict:
-    """{space: scores} of a generated set (IS, FID, KID, CMMD as the space allows; per class)."""
-    fake = _image_set(split, cfg)
+def score_in_every_space(cfg: SweepConfig, references: dict, domain_model: Path, synthetic_dir: Path) -> dict:
+    """{space: scores} of a generated set's shards (IS, FID, KID, CMMD as the space allows; per class)."""
+    fake = shard_image_set(synthetic_dir, cfg.metrics.num_images)
     quality = {}
     for name, directory in references.items():
         extractor = space_extractor(cfg, name, domain_model)

@@ -3,8 +3,10 @@ data-parallel jobs, evaluated at the end of each segment (a rung of ASHA, which 
 
 Each evaluation samples the generator at cfg.sample.truncation and reports IS, FID and GAN-test to
 Ray Tune; GAN-train (a classifier trained on the samples, tested on real data) is reported at the
-last rung, and at every rung when ASHA ranks by it. The GAN checkpoints at every rung boundary in the
-trial directory, so a retried trial resumes from its last finished segment.
+last rung, and at every rung when ASHA ranks by it. The trial keeps what the NYU study read, for the report to
+draw: the GAN's losses.csv (at every rung) and, at the last, a t-SNE of real against generated features (tsne.csv).
+The GAN checkpoints at every rung boundary in the trial directory, so a retried trial resumes from its last
+finished segment.
 """
 
 import json
@@ -19,6 +21,7 @@ from distgan.experiments.artifacts import SweepArtifacts
 from distgan.experiments.classification import (
     TrainingSet,
     classifier_scores,
+    copy_loss_curves,
     finite_scalars,
     result_record,
     synthetic_quality,
@@ -64,8 +67,11 @@ def run_gan_search_trial(
         synthetic_dir = prepare_synthetic_shards(
             cfg, artifacts.real_train_dir, generator, training.knob_value, launch, root=trial_dir / "samples"
         )
-        quality = synthetic_quality(cfg, artifacts, synthetic_dir, trial_dir)
         last = end == gan.iterations
+        # A t-SNE costs seconds of a CPU core: one, of the generator the trial ends with, not one per rung. A trial
+        # ASHA stops has its loss curves so far, and no t-SNE.
+        quality = synthetic_quality(cfg, artifacts, synthetic_dir, trial_dir, views_of=generator if last else None)
+        copy_loss_curves(generator, trial_dir)
         if last or cfg.scheduler_metric == "gan_train_accuracy":
             scores = classifier_scores(cfg, synthetic_dir, artifacts, trial_dir, launch)
         else:

@@ -18,6 +18,7 @@ import torch
 
 from distgan.config import PAPER_TRUNCATIONS, GanConfig, GeneratorConfig, SampleConfig, SweepConfig, digest, to_dict
 from distgan.data.manifest import manifest_digest, read_manifest
+from distgan.data.mixtures import class_quotas
 from distgan.data.sources import fit_NHWC
 from distgan.errors import ConfigError
 from distgan.generators import LoadedGenerator, knob_values, open_generator
@@ -143,8 +144,9 @@ def sampling_job(
     out_dir: Path,
     shard_size: int,
 ) -> SamplingJob:
-    """The job of one synthetic set like the real training shards in `real_train_dir`: their class counts, image
-    size and channels. Its provenance has the flags; sample_to_shards adds what made it (sha256) and the seeding."""
+    """The job of one synthetic set like the real training shards in `real_train_dir`: their class counts (or
+    sample.num_images in their proportions), image size and channels. Its provenance has the flags; sample_to_shards
+    adds what made it (sha256) and the seeding."""
     manifest = read_manifest(real_train_dir)
     height, _, channels = manifest["image_shape_HWC"]
     provenance = {
@@ -159,7 +161,7 @@ def sampling_job(
         generator=generator,
         sample=sample,
         knob_value=knob_value,
-        labels_N=synthetic_labels(manifest["class_counts"], sample.seed),
+        labels_N=synthetic_labels(manifest["class_counts"], sample.seed, sample.num_images),
         class_names=tuple(manifest["class_names"]),
         image_size=height,
         channels=channels,
@@ -169,10 +171,13 @@ def sampling_job(
     )
 
 
-def synthetic_labels(class_counts: list[int], seed: int) -> np.ndarray:
+def synthetic_labels(class_counts: list[int], seed: int, num_images: int = 0) -> np.ndarray:
     """The classes of a synthetic set: the real training split's class counts (from its manifest: no image is read),
-    in a seeded random order, so that every shard holds every class as a shuffled real split's would."""
-    labels_N = np.repeat(np.arange(len(class_counts), dtype=np.int64), class_counts)
+    or, for num_images > 0, that many images split over the classes in the same proportions (largest remainder, as
+    mixtures are: the quotas sum exactly to num_images); in a seeded random order, so that every shard holds every
+    class as a shuffled real split's would."""
+    counts = class_quotas(class_counts, num_images) if num_images else class_counts
+    labels_N = np.repeat(np.arange(len(class_counts), dtype=np.int64), counts)
     return np.random.default_rng(seed).permutation(labels_N)
 
 

@@ -13,6 +13,8 @@ from distgan.errors import ConfigError
 from distgan.experiments.gan_search import rung_ends
 from distgan.experiments.sweep import SweepSpace
 from distgan.flags import with_overrides
+from distgan.models.gan import GAN_ARCHS, image_size_rule, makes_image_size
+from distgan.models.gans.losses import GAN_LOSSES
 from distgan.runtime.registry import Registry
 from distgan.schema import EXPERIMENTS, QUALITY_SCORES, labelled
 
@@ -46,14 +48,22 @@ def augmentation(cfg: SweepConfig) -> SweepSpace:
     return SweepSpace(experiment="augmentation", param_space={"point": tune.grid_search(points)})
 
 
+def archs_for(image_size: int) -> list[str]:
+    """The registered GAN architectures that make `image_size`-pixel images (all of them at the usual sizes)."""
+    return [arch for arch in sorted(GAN_ARCHS) if makes_image_size(arch, image_size)]
+
+
 @register_space("gan")
 def gan_hyperparameters(cfg: SweepConfig) -> SweepSpace:
-    """The GAN's hyperparameters, each draw a GAN trained and scored (IS, FID, GAN-test, GAN-train) at
-    cfg.sample.truncation; ASHA stops the worse half at each rung of cfg.metric."""
+    """The GAN's architecture, loss and hyperparameters, each draw a GAN trained and scored (IS, FID, GAN-test,
+    GAN-train) at cfg.sample.truncation; ASHA stops the worse half at each rung of cfg.metric. The drawn D:G
+    schedule applies whatever the loss (wgan-gp's own default, 5, is among the choices); Adam's betas are the loss's."""
     iterations = cfg.gan.iterations
     half, quarter = iterations // 2, iterations // 4
     schedules = ["1", "3", "5", f"5,2@{half}", f"5,4@{quarter},3@{half},2@{half + quarter}"]  # constant; 5→2; 5→4→3→2
     gan = {
+        "arch": tune.choice(archs_for(cfg.data.image_size)),
+        "loss": tune.choice(sorted(GAN_LOSSES)),
         "lr_d": tune.loguniform(5e-5, 1e-3),
         "lr_g": tune.loguniform(5e-5, 1e-3),
         "batch_size": tune.choice([32, 64, 128]),
@@ -102,16 +112,32 @@ DISTRIBUTIONS = {
 }
 
 
-def _gan_parameter(name: str, value: object, path: Path) -> object:
-    """A YAML GAN entry: a constant, a list (grid), or {choice|grid|loguniform|uniform: [...]}."""
-    if isinstance(value, list):
-        return tune.grid_search(value)
+def _gan_parameter(name: str, value: object, path: Path, cfg: SweepConfig) -> object:
+    """A YAML GAN entry: a constant, a list (grid), or {choice|grid|loguniform|uniform: [...]}. Every value a
+    constant, list, choice or grid can take is checked here, before any trial (e.g. an unknown arch or loss)."""
     if isinstance(value, dict):
         if len(value) != 1 or next(iter(value)) not in DISTRIBUTIONS:
             raise ConfigError(f"{path}: gan.{name} must be a value, a list or one of {sorted(DISTRIBUTIONS)}")
         kind, arguments = next(iter(value.items()))
+        if kind in ("choice", "grid"):
+            _check_gan_values(name, arguments, path, cfg)
         return DISTRIBUTIONS[kind](arguments)
-    return value
+    _check_gan_values(name, value if isinstance(value, list) else [value], path, cfg)
+    return tune.grid_search(value) if isinstance(value, list) else value
+
+
+def _check_gan_values(name: str, values: object, path: Path, cfg: SweepConfig) -> None:
+    """Each value as the trial will set it (`--gan.<name>`), and an arch that cannot make the data's image size."""
+    if not isinstance(values, list) or not values:
+        raise ConfigError(f"{path}: gan.{name} must list at least one value (got {values!r})")
+    for value in values:
+        try:
+            gan = with_overrides(cfg.gan, {name: value})
+        except ConfigError as error:
+            raise ConfigError(f"{path}: gan.{name}: {error}") from None
+        if name == "arch" and not makes_image_size(gan.arch, cfg.data.image_size):
+            size, rule = cfg.data.image_size, image_size_rule(gan.arch)
+            raise ConfigError(f"{path}: gan.arch: --data.image-size must be {rule} (got {size})")
 
 
 def load_space_file(path: Path, cfg: SweepConfig) -> tuple[SweepConfig, SweepSpace]:
@@ -136,7 +162,7 @@ def load_space_file(path: Path, cfg: SweepConfig) -> tuple[SweepConfig, SweepSpa
     param_space = dict(builtin.param_space)
     scheduler = builtin.scheduler
     if gan:
-        param_space["gan"] = {name: _gan_parameter(name, value, path) for name, value in gan.items()}
+        param_space["gan"] = {name: _gan_parameter(name, value, path, cfg) for name, value in gan.items()}
         if experiment == "gan":  # ASHA's rungs follow this space's iterations
             iterations = _iteration_values(param_space["gan"].get("iterations", cfg.gan.iterations))
             scheduler = gan_asha(cfg, max_iterations=max(iterations), min_iterations=min(iterations))

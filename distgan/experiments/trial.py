@@ -27,15 +27,24 @@ KEY_NAME = ".trial-key"  # digest of what determines a trial's outputs; a stale 
 
 def trial_name(experiment: str, params: dict, trial_id: str, knob: str | None) -> str:
     """Stable, readable trial names, also the trial's directory: 'real', 'tau0.5', 'guidance4-frac0.25',
-    'seed1' (gan-test), 'gan-<trial id>' (gan space, whose points are random draws)."""
+    'seed1' (gan-test; 'dcgan-seed1', 'lr_g0.001-seed1' when a YAML space grids other GAN fields too),
+    'gan-<trial id>' (gan space, whose points are random draws)."""
     point, gan = params["point"], params.get("gan") or {}
     if experiment == "gan":
         return f"gan-{trial_id}"
     if experiment == "gan-test":
-        return f"seed{gan['seed']}"
+        parts = [_part(key, value) for key, value in gan.items() if key != "seed"]
+        return "-".join([*parts, *([f"seed{gan['seed']}"] if "seed" in gan else [])]) or "generator"
     if point["real"]:
         return "real"
     return point_name(knob, point["knob_value"]) + (f"-frac{point['fraction']:g}" if point.get("fraction") else "")
+
+
+def _part(key: str, value: object) -> str:
+    """A GAN field's value in a trial name: a name as is ('dcgan'), a number after its field ('lr_g0.001')."""
+    if isinstance(value, str):
+        return value
+    return f"{key}{value:g}" if isinstance(value, int | float) else f"{key}{value}"
 
 
 def trial_dir(cfg: SweepConfig, name: str) -> Path:

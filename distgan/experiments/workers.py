@@ -18,6 +18,7 @@ from distgan.models.gan import save_generator
 from distgan.profiling import StepTimer, UtilisationSampler, summarise, write_json
 from distgan.runtime import distributed
 from distgan.runtime.atomic import write_json_atomic
+from distgan.schema import LOSSES_NAME
 from distgan.train.batches import open_split, split_info
 from distgan.train.checkpoint import LATEST_NAME
 from distgan.train.classifier import evaluate_classifier, train_classifier
@@ -25,7 +26,6 @@ from distgan.train.gan import train_gan, write_loss_curves
 from distgan.train.launch import report
 
 REPORTS_PER_JOB = 3  # progress reports of a classifier job besides its final scores (~1 s each under Ray Train)
-LOSSES_NAME = "losses.csv"  # a GAN job's loss per iteration (train.gan.write_loss_curves, docs/gans.md)
 PROFILE_INTERVAL_S = 1.0  # utilisation samples of a classifier job (the sampler costs < 0.1 % of a core)
 
 
