@@ -92,8 +92,9 @@ def train_gan_stage(args) -> dict:
 
 def sample_stage(args) -> dict:
     """Sample a generator (any kind: --generator.kind) at one knob value: one image per real training image of the
-    same class, in the real shards' size and channels, as shards. Under torchrun each rank samples its shards; the
-    set is the same whatever the number of ranks, and a killed run resumes without redoing finished shards."""
+    same class (or --sample.num-images in the same proportions), in the real shards' size and channels, as shards.
+    Under torchrun each rank samples its shards; the set is the same whatever the number of ranks, and a killed run
+    resumes without redoing finished shards."""
     from distgan.experiments.generated import sampling_job, sampling_worker
 
     generator = apply_flags(GeneratorConfig(), args, "generator.")

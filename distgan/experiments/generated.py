@@ -230,8 +230,9 @@ def prepare_synthetic_shards(
     *,
     root: Path,
 ) -> Path:
-    """One generated image per real training image, same class, at `knob_value`; cached under `root` by generator,
-    real data, knob value and sampling config. Concurrent trials wanting the same set wait for one to make it."""
+    """One generated image per real training image, same class (or --sample.num-images in the real proportions), at
+    `knob_value`; cached under `root` by generator, real data, knob value and sampling config. Concurrent trials
+    wanting the same set wait for one to make it."""
     key = digest(generator.sha256, generator.config, manifest_digest(real_train_dir), knob_value, cfg.sample)
     out = root / f"synthetic-{point_name(generator.knob, knob_value)}-{key}"
     if out.is_dir():
