@@ -21,7 +21,7 @@ from distgan.data.manifest import manifest_digest, read_manifest
 from distgan.data.mixtures import class_quotas
 from distgan.data.sources import fit_NHWC
 from distgan.errors import ConfigError
-from distgan.generators import LoadedGenerator, knob_values, open_generator
+from distgan.generators import LoadedGenerator, checked_sample, knob_values, open_generator
 from distgan.generators.sampling import sample_to_shards
 from distgan.runtime import distributed
 from distgan.runtime.hashing import sha256_of
@@ -189,8 +189,6 @@ class FittedToData:
         self.loaded, self.image_size, self.channels, self.knob = loaded, image_size, channels, loaded.knob
 
     def sample(self, labels: torch.Tensor, knob_value: float | None, generator: torch.Generator) -> torch.Tensor:
-        from distgan.generators import checked_sample
-
         images_NHWC = checked_sample(self.loaded, labels, knob_value, generator).numpy()
         return torch.from_numpy(fit_NHWC(images_NHWC, self.image_size, self.channels))
 
