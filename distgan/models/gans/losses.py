@@ -2,6 +2,8 @@
 config sets them, and the loss terms of a discriminator's outputs (with AC-GAN's class terms when it has a class
 head). Formulas on logits D(x) ∈ ℝ; x̃ = G(z, y)."""
 
+from abc import ABC, abstractmethod
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -12,7 +14,7 @@ from distgan.runtime.registry import Registry
 DOutput = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
 
-class GanLoss:
+class GanLoss(ABC):
     """A registered objective: D's loss on real and fake logits, G's on fake logits, and its defaults."""
 
     d_steps_schedule = "2"  # --gan.d-steps-schedule when unset
@@ -20,12 +22,14 @@ class GanLoss:
     gradient_penalty = False  # D's loss adds λ·E[(‖∇D(x̂)‖₂ − 1)²] (`gradient_penalty`)
 
     @staticmethod
+    @abstractmethod
     def discriminator(real_N: torch.Tensor, fake_N: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """D's adversarial loss on its logits of real and of generated images."""
 
     @staticmethod
+    @abstractmethod
     def generator(fake_N: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """G's adversarial loss on D's logits of generated images."""
 
 
 GAN_LOSSES: Registry[type[GanLoss]] = Registry("GAN loss", "--gan.loss")
