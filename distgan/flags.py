@@ -1,6 +1,6 @@
 """Config fields as command-line flags: one `--path.to-field` per leaf field, its help the comment beside the field.
 
-CLI > file > recipe (STYLE §2): a flag left out keeps the config's value.
+CLI > file > recipe: a flag left out keeps the config's value.
 """
 
 import dataclasses

@@ -18,24 +18,31 @@ from pathlib import Path
 import yaml
 
 from distgan.config import SweepConfig
-from distgan.errors import DistganError
+from distgan.errors import ConfigError, DistganError
 from distgan.experiments.artifacts import prepare_real_shards
-from distgan.experiments.generated import resolve_generator
-from distgan.experiments.spaces import resolve_space
+from distgan.experiments.synthetic import resolve_generator
+from distgan.experiments.spaces import build_space, experiment_of, with_space_fields
 from distgan.experiments.sweep import SweepOutcome, require_resumable, run_sweep
 from distgan.flags import add_flags, apply_flags, with_overrides
 from distgan.recipes import RECIPES
+from distgan.validate import validate
 
 
 def run(cfg: SweepConfig, *, resume: bool = False) -> SweepOutcome:
-    """Run the sweep that cfg describes (its space by name or YAML file, its generator) and write its report."""
+    """Run the sweep that cfg describes (its space by name or YAML file, its generator) and write its report.
+
+    Pre-flight, once and in this order, before Ray starts: the config and every name in it, resumability, the space,
+    the generator kind's constraints, the real shards (read and checked), the generator (opened once, its contract
+    probed on two images, its knob values set)."""
+    validate(cfg)
     if resume:
-        require_resumable(cfg)  # before any work
-    cfg, _ = resolve_space(cfg)  # a YAML space may set knob_values
-    real_train_dir, _ = prepare_real_shards(cfg)  # reads the dataset first: a bad path fails before Ray starts
-    cfg, generator = resolve_generator(cfg, real_train_dir)  # opened once: a bad generator fails here too
-    cfg, space = resolve_space(cfg)
-    return run_sweep(cfg, space, generator=generator, resume=resume)
+        require_resumable(cfg)
+    cfg = with_space_fields(cfg)  # a YAML space may set knob_values, fractions, ...
+    if experiment_of(cfg) in ("gan", "gan-test") and not cfg.generator.trained_by_the_sweep:
+        raise ConfigError(f"--space {cfg.space} trains its own GANs: it takes no --generator.kind/--generator.weights")
+    real = prepare_real_shards(cfg)
+    cfg, generator = resolve_generator(cfg, real.train_dir)
+    return run_sweep(cfg, build_space(cfg), real, generator=generator, resume=resume)
 
 
 def parse_config(argv: list[str] | None) -> tuple[SweepConfig, bool]:
@@ -60,7 +67,7 @@ def parse_config(argv: list[str] | None) -> tuple[SweepConfig, bool]:
     cfg = apply_flags(cfg, args)
     if cfg.generator != recipe_generator and vars(args)["knob-values"] is None and "knob_values" not in from_file:
         cfg = replace(cfg, knob_values=())  # a recipe's knob values are its generator's: another takes its own
-    cfg, _ = resolve_space(cfg)  # an unknown space or a bad YAML space fails here
+    validate(cfg)  # an unknown name, space or a bad YAML space fails here, before any work
     if args.name is None and "name" not in from_file:  # the recipe's name says the space: say this one
         cfg = replace(cfg, name=cfg.name.replace(recipe_space, Path(cfg.space).stem, 1))
     return cfg, args.resume

@@ -3,7 +3,7 @@
 Older replacement results predate the `experiment`, `synthetic_fraction`, `gan*`, `gan_train_accuracy` and
 `quality` keys; they get the values those keys would have held (see `normalise`: their flat IS/FID/KID were
 measured in the domain space), so one report reads both. Every sample metric of `quality[space]` is also
-flattened to `labelled(metric, space)`, the key the tables and correlations read.
+flattened to `labelled(metric, space)` (`schema.flat_quality`), the key the tables and correlations read.
 """
 
 import json
@@ -18,9 +18,9 @@ from distgan.schema import (
     REQUIRED_KEYS,
     RESULT_NAME,
     TRAINING_SETS,
+    flat_quality,
     gan_train_accuracy,
     knob_label,
-    labelled,
 )
 
 
@@ -49,8 +49,7 @@ def normalise(result: dict, path: Path) -> dict:
         out["quality"] = {"domain": {key: out.pop(key) for key in QUALITY_SCORES if key in out}}
     if not isinstance(out["quality"], dict):
         raise DataError(f"{path}: quality must be an object of feature space -> scores")
-    for space, scores in out["quality"].items():
-        out |= {labelled(metric, space): scores.get(metric) for metric in QUALITY_SCORES}
+    out |= flat_quality(out["quality"])
     for key in OPTIONAL_KEYS:
         out.setdefault(key, None)
     if "gan_train_accuracy" not in out:

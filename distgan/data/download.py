@@ -1,19 +1,19 @@
 """Digest-checked downloads of dataset archives, for users with network; `load_split` never calls this.
 
-In a multi-process job call `fetch_source` on rank 0 only, then barrier (STYLE §6).
+In a multi-process job call `fetch_source` on rank 0 only, then barrier (rank 0 decides downloads first).
 """
 
 import hashlib
 import os
 import shutil
 import tarfile
-import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from distgan.errors import ConfigError, DataError
+from distgan.runtime.atomic import atomic_path, temporary_path
 from distgan.runtime.hashing import sha256_of
 
 CHUNK_BYTES = 1 << 20
@@ -42,23 +42,17 @@ def download(url: str, dest: Path, sha256: str) -> Path:
     dest = Path(dest)
     if dest.is_file() and sha256_of(dest) == sha256:
         return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    # Same directory as dest, so os.replace is an atomic rename and a crash leaves no half file under dest's name.
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     try:
-        digest = hashlib.sha256()
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
-            while chunk := response.read(CHUNK_BYTES):
-                digest.update(chunk)
-                out.write(chunk)
-        if digest.hexdigest() != sha256:
-            raise DataError(f"{url}: sha256 {digest.hexdigest()} does not match the expected {sha256}")
-        os.replace(tmp_name, dest)
+        with atomic_path(dest, suffix=".part") as tmp, tmp.open("wb") as out:  # dest appears only once verified
+            digest = hashlib.sha256()
+            with urllib.request.urlopen(url, timeout=60) as response:
+                while chunk := response.read(CHUNK_BYTES):
+                    digest.update(chunk)
+                    out.write(chunk)
+            if digest.hexdigest() != sha256:
+                raise DataError(f"{url}: sha256 {digest.hexdigest()} does not match the expected {sha256}")
     except (urllib.error.URLError, TimeoutError) as e:
         raise DataError(f"{url}: download failed ({e})") from e
-    finally:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
     return dest
 
 
@@ -83,8 +77,10 @@ def fetch_source(source: str, root: Path) -> Path:
     if final_dir.is_dir():
         return final_dir
     archive = download(remote.url, root / remote.url.rsplit("/", 1)[1], remote.sha256)
-    # Extract beside final_dir and rename, so an interrupted extraction never looks complete.
-    staging = Path(tempfile.mkdtemp(dir=root, prefix=".extract-"))
+    # Extract beside final_dir (a unique name, runtime.atomic's) and rename, so an interrupted extraction never looks
+    # complete.
+    staging = temporary_path(final_dir)
+    staging.mkdir(parents=True)
     try:
         extract_tar(archive, staging)
         if not (staging / remote.extracted_dir).is_dir():

@@ -2,21 +2,37 @@
 custom spaces from a YAML file (`--space my_space.yaml`, format in docs/sweeps.md)."""
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 from ray import tune
-from ray.tune.schedulers import ASHAScheduler
+from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 
-from distgan.config import SCHEDULER_METRICS, GanConfig, SweepConfig
+from distgan.config import GanConfig, SweepConfig
 from distgan.errors import ConfigError
-from distgan.experiments.gan_search import rung_ends
-from distgan.experiments.sweep import SweepSpace
 from distgan.flags import with_overrides
-from distgan.models.gan import GAN_ARCHS, image_size_rule, makes_image_size
+from distgan.models.checks import check_gan
+from distgan.models.gan import GAN_ARCHS, makes_image_size
 from distgan.models.gans.losses import GAN_LOSSES
 from distgan.runtime.registry import Registry
-from distgan.schema import EXPERIMENTS, QUALITY_SCORES, labelled
+from distgan.schema import EXPERIMENTS, QUALITY_SCORES, SCHEDULER_METRICS, labelled
+
+
+@dataclass(frozen=True)
+class SweepSpace:
+    """A space of trials: the experiment, its Tune param space, and how to search it."""
+
+    experiment: str  # one of schema.EXPERIMENTS
+    param_space: dict  # {"point": ..., "gan": ...}, with tune.grid_search / distributions inside
+    num_samples: int = 1  # draws of the space's distributions (grids are crossed with each)
+    scheduler: TrialScheduler | None = None  # e.g. ASHA for the gan space
+    search_seed: int | None = None  # makes the random draws reproducible
+
+    def __post_init__(self) -> None:
+        if self.experiment not in EXPERIMENTS:
+            raise ConfigError(f"space experiment {self.experiment!r} is not one of {EXPERIMENTS}")
+
 
 SpaceFn = Callable[[SweepConfig], SweepSpace]
 SPACES: Registry[SpaceFn] = Registry("space", "--space")
@@ -26,7 +42,7 @@ register_space = SPACES.register
 REAL_ROW = {"real": True, "knob_value": None}
 
 
-def generated(knob_value: float | None) -> dict:
+def synthetic_point(knob_value: float | None) -> dict:
     """A point whose training set is generated at `knob_value` (None: a generator without knob)."""
     return {"real": False, "knob_value": knob_value}
 
@@ -35,7 +51,7 @@ def generated(knob_value: float | None) -> dict:
 def replacement(cfg: SweepConfig) -> SweepSpace:
     """Ravuri & Vinyals Table 1: a classifier per knob value (τ, guidance) trained on generated data, plus the real
     row."""
-    points = [REAL_ROW] * cfg.include_real + [generated(value) for value in cfg.knob_values]
+    points = [REAL_ROW] * cfg.include_real + [synthetic_point(value) for value in cfg.knob_values]
     return SweepSpace(experiment="replacement", param_space={"point": tune.grid_search(points)})
 
 
@@ -43,7 +59,7 @@ def replacement(cfg: SweepConfig) -> SweepSpace:
 def augmentation(cfg: SweepConfig) -> SweepSpace:
     """Ravuri & Vinyals Table 2 / Figure 2: real data plus a fraction of generated data, per knob value × fraction."""
     points = [REAL_ROW | {"fraction": 0.0}] * cfg.include_real + [
-        generated(value) | {"fraction": fraction} for value in cfg.knob_values for fraction in cfg.fractions
+        synthetic_point(value) | {"fraction": fraction} for value in cfg.knob_values for fraction in cfg.fractions
     ]
     return SweepSpace(experiment="augmentation", param_space={"point": tune.grid_search(points)})
 
@@ -72,7 +88,7 @@ def gan_hyperparameters(cfg: SweepConfig) -> SweepSpace:
     }
     return SweepSpace(
         experiment="gan",
-        param_space={"point": generated(cfg.sample.truncation), "gan": gan},
+        param_space={"point": synthetic_point(cfg.sample.truncation), "gan": gan},
         num_samples=cfg.num_samples,
         scheduler=gan_asha(cfg, max_iterations=iterations, min_iterations=half),
         search_seed=cfg.gan.seed,
@@ -84,8 +100,15 @@ def gan_test(cfg: SweepConfig) -> SweepSpace:
     """Shmelkov et al.: GAN-test and GAN-train of a generator per GAN seed, at cfg.sample.truncation."""
     seeds = tune.grid_search(list(cfg.generator_seeds))
     return SweepSpace(
-        experiment="gan-test", param_space={"point": generated(cfg.sample.truncation), "gan": {"seed": seeds}}
+        experiment="gan-test", param_space={"point": synthetic_point(cfg.sample.truncation), "gan": {"seed": seeds}}
     )
+
+
+def rung_ends(iterations: int, rungs: int) -> list[int]:
+    """The G iterations after which a gan trial is evaluated (ASHA's rungs): multiples of iterations // rungs, then the
+    end."""
+    step = iterations // rungs
+    return sorted({step * k for k in range(1, rungs)} | {iterations})
 
 
 def gan_asha(cfg: SweepConfig, *, max_iterations: int, min_iterations: int) -> ASHAScheduler:
@@ -127,47 +150,78 @@ def _gan_parameter(name: str, value: object, path: Path, cfg: SweepConfig) -> ob
 
 
 def _check_gan_values(name: str, values: object, path: Path, cfg: SweepConfig) -> None:
-    """Each value as the trial will set it (`--gan.<name>`), and an arch that cannot make the data's image size."""
+    """Each value as the trial will set it (`--gan.<name>`), checked by the models layer (an arch that cannot make
+    the data's image size too)."""
     if not isinstance(values, list) or not values:
         raise ConfigError(f"{path}: gan.{name} must list at least one value (got {values!r})")
     for value in values:
         try:
-            gan = with_overrides(cfg.gan, {name: value})
+            check_gan(with_overrides(cfg.gan, {name: value}), image_size=cfg.data.image_size)
         except ConfigError as error:
             raise ConfigError(f"{path}: gan.{name}: {error}") from None
-        if name == "arch" and not makes_image_size(gan.arch, cfg.data.image_size):
-            size, rule = cfg.data.image_size, image_size_rule(gan.arch)
-            raise ConfigError(f"{path}: gan.arch: --data.image-size must be {rule} (got {size})")
 
 
-def load_space_file(path: Path, cfg: SweepConfig) -> tuple[SweepConfig, SweepSpace]:
-    """A custom space from YAML: experiment, and any of knob_values, fractions, include_real, num_samples
-    (which set those config fields) and gan (values, lists for grids, or distributions)."""
+YAML_FIELDS = ("knob_values", "fractions", "include_real", "num_samples")  # config fields a YAML space may set
+
+
+def _space_file(path: Path) -> dict:
+    """A custom space's YAML: experiment, any of YAML_FIELDS, and gan (values, lists for grids, or distributions)."""
     if not path.is_file():
         raise ConfigError(f"--space: {path} not found")
     spec = yaml.safe_load(path.read_text()) or {}
-    known = {"experiment", "knob_values", "fractions", "include_real", "gan", "num_samples"}
+    known = {"experiment", "gan", *YAML_FIELDS}
     if unknown := sorted(set(spec) - known):
         raise ConfigError(f"{path}: unknown key(s) {unknown}; known: {sorted(known)}")
-    experiment = spec.get("experiment")
-    if experiment not in EXPERIMENTS:
-        raise ConfigError(f"{path}: experiment must be one of {list(EXPERIMENTS)} (got {experiment!r})")
-    overrides = {key: spec[key] for key in ("knob_values", "fractions", "include_real", "num_samples") if key in spec}
-    cfg = with_overrides(cfg, overrides)
-    gan = spec.get("gan") or {}
-    unknown_gan = sorted(set(gan) - set(GanConfig.__dataclass_fields__))
+    if spec.get("experiment") not in EXPERIMENTS:
+        raise ConfigError(f"{path}: experiment must be one of {list(EXPERIMENTS)} (got {spec.get('experiment')!r})")
+    unknown_gan = sorted(set(spec.get("gan") or {}) - set(GanConfig.__dataclass_fields__))
     if unknown_gan:
         raise ConfigError(f"{path}: unknown gan field(s) {unknown_gan}")
-    builtin = SPACES[experiment](cfg)
+    return spec
+
+
+def _is_file(space: str) -> bool:
+    return space.endswith((".yaml", ".yml"))
+
+
+def experiment_of(cfg: SweepConfig) -> str:
+    """The experiment cfg.space runs (replacement, augmentation, gan, gan-test)."""
+    if _is_file(cfg.space):
+        return _space_file(Path(cfg.space))["experiment"]
+    return SPACES.get_or_raise(cfg.space)(cfg).experiment
+
+
+def with_space_fields(cfg: SweepConfig) -> SweepConfig:
+    """cfg with the fields a YAML space sets (YAML_FIELDS), its GAN entries checked; a registered space sets none."""
+    if not _is_file(cfg.space):
+        return cfg
+    path = Path(cfg.space)
+    spec = _space_file(path)
+    cfg = with_overrides(cfg, {key: spec[key] for key in YAML_FIELDS if key in spec})
+    for name, value in (spec.get("gan") or {}).items():
+        _gan_parameter(name, value, path, cfg)
+    return cfg
+
+
+def build_space(cfg: SweepConfig) -> SweepSpace:
+    """The space of trials cfg.space declares, over cfg's fields (its knob values set by
+    `synthetic.resolve_generator`)."""
+    if not _is_file(cfg.space):
+        return SPACES.get_or_raise(cfg.space)(cfg)
+    path = Path(cfg.space)
+    spec = _space_file(path)
+    builtin = SPACES[spec["experiment"]](cfg)
+    gan = spec.get("gan") or {}
+    if not gan:
+        return builtin
     param_space = dict(builtin.param_space)
+    param_space["gan"] = {name: _gan_parameter(name, value, path, cfg) for name, value in gan.items()}
     scheduler = builtin.scheduler
-    if gan:
-        param_space["gan"] = {name: _gan_parameter(name, value, path, cfg) for name, value in gan.items()}
-        if experiment == "gan":  # ASHA's rungs follow this space's iterations
-            iterations = _iteration_values(param_space["gan"].get("iterations", cfg.gan.iterations))
-            scheduler = gan_asha(cfg, max_iterations=max(iterations), min_iterations=min(iterations))
-    return cfg, SweepSpace(
-        experiment=experiment,
+    if spec["experiment"] == "gan":  # ASHA's rungs follow this space's iterations
+        iterations = _iteration_values(param_space["gan"].get("iterations", cfg.gan.iterations))
+        scheduler = gan_asha(cfg, max_iterations=max(iterations), min_iterations=min(iterations))
+    return SweepSpace(
+        experiment=spec["experiment"],
         param_space=param_space,
         num_samples=builtin.num_samples,
         scheduler=scheduler,
@@ -186,10 +240,9 @@ def _iteration_values(parameter: object) -> list[int]:
     raise ConfigError(f"gan.iterations must be a value, a list or a choice (got {parameter!r})")
 
 
-def resolve_space(cfg: SweepConfig) -> tuple[SweepConfig, SweepSpace]:
-    """cfg.space: a registered name, or a YAML file of a custom space (which may set config fields)."""
-    if cfg.space in SPACES:
-        return cfg, SPACES[cfg.space](cfg)
-    if cfg.space.endswith((".yaml", ".yml")):
-        return load_space_file(Path(cfg.space), cfg)
-    raise ConfigError(f"--space: unknown space {cfg.space!r}; choose from {sorted(SPACES)} or give a YAML file")
+def check_space(cfg: SweepConfig) -> None:
+    """ConfigError naming --space unless it is registered or a readable YAML space (its keys and GAN entries)."""
+    if _is_file(cfg.space):
+        with_space_fields(cfg)
+    elif cfg.space not in SPACES:
+        raise ConfigError(f"--space: unknown space {cfg.space!r}; choose from {sorted(SPACES)} or give a YAML file")

@@ -1,28 +1,37 @@
 """The Ray Tune trainable: one point of a sweep's space becomes one experiment trial.
 
 A trial's config is {"point": {"real": bool, "knob_value": v | None, "fraction": f | None}, "gan": {GAN overrides}};
-the sweep's experiment (replacement, augmentation, gan, gan-test) says what the trial does with it.
+the sweep's experiment (replacement, augmentation, gan, gan-test) says what the trial does with it. A classification
+trial (Ravuri & Vinyals 2019; Shmelkov et al. 2018) trains a classifier on real images, on generated ones only
+(replacement: CAS / GAN-train) or on real plus a fraction of generated ones (augmentation), tests it on the real test
+split, and scores the generated set (IS, FID, ..., GAN-test).
 """
 
 import json
 import logging
 import shutil
-from dataclasses import replace
+import time
 from pathlib import Path
 
 from ray import tune
 
 from distgan.config import SweepConfig, digest
-from distgan.experiments.artifacts import SweepArtifacts, prepare_generator
-from distgan.experiments.classification import TrainingSet, finite_scalars, run_classification_trial
-from distgan.experiments.gan_search import run_gan_search_trial
-from distgan.experiments.generated import point_name
+from distgan.errors import DistganError
+from distgan.experiments.artifacts import SweepArtifacts, prepare_generator, prepare_mixture
+from distgan.experiments.classifier import TrainingSet, classifier_scores
+from distgan.experiments.gan_trial import run_gan_trial
+from distgan.experiments.record import finite_scalars, result_record
+from distgan.experiments.scoring import copy_loss_curves, real_quality, synthetic_quality
+from distgan.experiments.synthetic import SweepGenerator, point_name, prepare_synthetic_shards
 from distgan.flags import with_overrides
-from distgan.runtime.atomic import write_text_atomic
-from distgan.schema import RESULT_NAME
-from distgan.train.placement import sweep_launch
+from distgan.jobs.placement import trial_jobs
+from distgan.jobs.stages import read_stages
+from distgan.layout import RESULT_FILE, TRIAL_KEY_FILE, SweepPaths
+from distgan.models.checks import check_gan
+from distgan.runtime.atomic import write_json_atomic, write_text_atomic
 
-KEY_NAME = ".trial-key"  # digest of what determines a trial's outputs; a stale directory is cleared
+log = logging.getLogger("distgan")
+USER_ERROR_KEY = "user_error"  # a trial that ended on a user's error reports it under this key: never retried
 
 
 def trial_name(experiment: str, params: dict, trial_id: str, knob: str | None) -> str:
@@ -47,14 +56,10 @@ def _part(key: str, value: object) -> str:
     return f"{key}{value:g}" if isinstance(value, int | float) else f"{key}{value}"
 
 
-def trial_dir(cfg: SweepConfig, name: str) -> Path:
-    return cfg.out_dir / "trials" / name
-
-
 def _claim(directory: Path, key: str) -> None:
     """Make `directory` this trial's: outputs (and checkpoints) of another config under its name are removed,
     those of the same config kept, so that a retried or resumed trial goes on from its checkpoints."""
-    marker = directory / KEY_NAME
+    marker = directory / TRIAL_KEY_FILE
     if marker.is_file() and marker.read_text() != key:
         shutil.rmtree(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -63,35 +68,89 @@ def _claim(directory: Path, key: str) -> None:
 
 def _finished_result(directory: Path) -> dict | None:
     """The result of a trial that ran to its end in `directory` (claimed: same config), else None."""
-    path = directory / RESULT_NAME
+    path = directory / RESULT_FILE
     if not path.is_file():
         return None
     result = json.loads(path.read_text())
     return None if result.get("stopped_early") else result  # a gan trial's rung result: go on training
 
 
+def run_classification_trial(
+    cfg: SweepConfig,
+    artifacts: SweepArtifacts,
+    training: TrainingSet,
+    *,
+    generator: SweepGenerator | None,
+    trial_dir: Path,
+) -> dict:
+    """One row of Table 1 (replacement), of the augmentation table, or of the GAN-test table. Writes
+    and returns result.json."""
+    started = time.time()
+    trial_dir.mkdir(parents=True, exist_ok=True)
+    if training.real:
+        train_dir, used_generator, stages = artifacts.real_train_dir, None, {}
+        quality = real_quality(artifacts)
+    else:
+        used_generator = generator
+        synthetic_dir = prepare_synthetic_shards(
+            cfg, artifacts.real_train_dir, generator, training.knob_value, root=artifacts.paths.cache_dir
+        )
+        quality, stages = synthetic_quality(cfg, artifacts, synthetic_dir, trial_dir,
+                                            tsne=training.experiment == "gan-test")  # fmt: skip
+        if training.experiment == "gan-test":  # the study's views of each GAN: its loss curves beside its t-SNE
+            copy_loss_curves(generator, trial_dir)
+        train_dir = synthetic_dir
+        if training.fraction:
+            train_dir = prepare_mixture(cfg, artifacts.real_train_dir, synthetic_dir, training.fraction)
+    scores = classifier_scores(cfg, train_dir, artifacts, trial_dir, to_tune=True)
+    result = result_record(
+        cfg,
+        artifacts,
+        training,
+        generator=used_generator,
+        train_dir=train_dir,
+        scores=scores,
+        quality=quality,
+        stages=stages | read_stages(trial_dir),
+        trial_dir=trial_dir,
+        started=started,
+    )
+    write_json_atomic(trial_dir / RESULT_FILE, result)
+    return result
+
+
 def run_trial(params: dict, *, cfg: SweepConfig, experiment: str, artifacts: SweepArtifacts) -> None:
-    """Ray Tune function trainable: run `experiment` at this point and report its scores."""
+    """Ray Tune function trainable: run `experiment` at this point and report its scores. A user's error (a generator
+    that breaks its contract midway, a corrupt shard) ends the trial with one line and is not retried: it would fail
+    the same way again."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    directory = trial_dir(cfg, tune.get_context().get_trial_name())  # named by trial_name on the driver
+    paths = SweepPaths(cfg.results_dir, cfg.name)
+    directory = paths.trial_dir(tune.get_context().get_trial_name())  # named by trial_name on the driver
     _claim(directory, digest(cfg, experiment, params))
-    launch = sweep_launch(cfg, in_tune_trial=True)
+    try:
+        _run(params, cfg=cfg, experiment=experiment, artifacts=artifacts, directory=directory)
+    except DistganError as err:
+        log.error("trial %s: %s", directory.name, err)
+        tune.report({USER_ERROR_KEY: f"{type(err).__name__}: {err}", "done": True})
+
+
+def _run(params: dict, *, cfg: SweepConfig, experiment: str, artifacts: SweepArtifacts, directory: Path) -> None:
     gan = with_overrides(cfg.gan, params.get("gan") or {})
+    check_gan(gan, image_size=cfg.data.image_size if params.get("gan") else None)
     finished = _finished_result(directory)
     if finished is not None:  # e.g. the driver died after the trial wrote its result, before Tune saved its state
-        logging.getLogger("distgan").info("trial %s finished before; its result.json stands", directory.name)
+        log.info("trial %s finished before; its result.json stands", directory.name)
         tune.report(finite_scalars(finished) | ({"gan_iterations": gan.iterations} if experiment == "gan" else {}))
         return
     if experiment == "gan":
-        # Only the rung reports reach Tune: ASHA checks that each report carries its metric.
-        run_gan_search_trial(cfg, artifacts, gan, trial_dir=directory, launch=replace(launch, in_tune_trial=False))
+        run_gan_trial(cfg, artifacts, gan, trial_dir=directory)  # reports its rungs itself
         return
     point = params["point"]
     generator = artifacts.generator
     if gan != cfg.gan and not point["real"]:
-        generator = prepare_generator(cfg, artifacts.real_train_dir, replace(launch, in_tune_trial=False), gan)
+        generator = prepare_generator(cfg, artifacts.real_train_dir, gan, launch=trial_jobs(cfg))
     training = TrainingSet(
         experiment=experiment, real=point["real"], knob_value=point["knob_value"], fraction=point.get("fraction")
     )
-    result = run_classification_trial(cfg, artifacts, training, generator=generator, trial_dir=directory, launch=launch)
+    result = run_classification_trial(cfg, artifacts, training, generator=generator, trial_dir=directory)
     tune.report(finite_scalars(result) | {"done": True})

@@ -8,6 +8,9 @@ A generator is any object with
         labels      CPU torch.int64 [N], values in [0, num_classes)
         knob_value  float, or None for a generator without a knob
         generator   a seeded CPU torch.Generator: all its randomness comes from it
+and optionally
+    precision: str           the arithmetic it samples in ("fp32", "bf16+tf32", ...), recorded with a sampled set;
+                             absent (None): the generator's own business, recorded as None
 made by a factory called as `factory(num_classes=K, device=torch.device)`. Breaches are named once, with the
 generator (kind and target) and what was wrong: ConfigError for what it is or is asked, DataError for what it made.
 """
@@ -17,7 +20,7 @@ from typing import Any
 
 import torch
 
-from distgan.errors import ConfigError, DataError
+from distgan.errors import ConfigError, DataError, DistganError, GeneratorError
 
 CHANNELS = (1, 3)
 
@@ -51,6 +54,10 @@ class LoadedGenerator:
     def knob(self) -> str | None:
         return self.generator.knob
 
+    @property
+    def precision(self) -> str | None:
+        return getattr(self.generator, "precision", None)
+
 
 def check_attributes(obj: Any, name: str) -> None:
     """ConfigError naming `name` and the first attribute of `obj` that breaks the contract."""
@@ -66,6 +73,9 @@ def check_attributes(obj: Any, name: str) -> None:
         raise ConfigError(f"{name}: `channels` must be 1 or 3 (got {obj.channels!r})")
     if obj.knob is not None and not isinstance(obj.knob, str):
         raise ConfigError(f"{name}: `knob` must be a str or None (got {obj.knob!r})")
+    precision = getattr(obj, "precision", None)
+    if precision is not None and not isinstance(precision, str):
+        raise ConfigError(f"{name}: `precision` must be a str or absent (got {precision!r})")
 
 
 def checked_labels(loaded: LoadedGenerator, labels) -> torch.Tensor:
@@ -119,4 +129,10 @@ def checked_sample(
     knob = checked_knob_value(loaded, knob_value)
     if len(labels_N) == 0:  # nothing to ask for: no generator call, whose output shape would be ambiguous
         return torch.empty((0, loaded.image_size, loaded.image_size, loaded.channels), dtype=torch.uint8)
-    return checked_images(loaded, loaded.generator.sample(labels_N, knob, generator), len(labels_N))
+    try:
+        images = loaded.generator.sample(labels_N, knob, generator)
+    except DistganError:
+        raise
+    except Exception as err:  # the generator's own code: one line naming it (deterministic: a retry meets it again)
+        raise GeneratorError(f"{loaded.name}: sample() raised {type(err).__name__}: {err}") from err
+    return checked_images(loaded, images, len(labels_N))

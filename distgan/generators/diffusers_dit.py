@@ -22,7 +22,7 @@ import torch
 from distgan.errors import ConfigError
 from distgan.generators.imagenet_synsets import IMAGENET_SYNSETS, imagenet_class_indices
 from distgan.generators.registry import GENERATORS, BuildRequest, Built, path_sha256
-from distgan.metrics.vision_transformers import import_torchvision
+from distgan.runtime.optional import import_torchvision
 
 INSTALL = "pip install diffusers==0.42.1 (make run and make test do)"
 DEFAULT_NUM_INFERENCE_STEPS = 50  # DiTPipeline.__call__'s default

@@ -1,4 +1,4 @@
-"""Kind `distgan`: the conditional GAN distgan trains (`generator.pt` from `models.gan.save_generator`).
+"""Kind `distgan`: the conditional GAN distgan trains (`generator.pt` from `train.gan.save_generator`).
 
 Its knob is the truncation τ; the latents come from `models.truncation.truncated_latents` under
 `--sample.truncation-convention` ("resample", the paper's footnote, by default). With the generator seeded by s

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from distgan.config import GeneratorConfig
 from distgan.errors import ConfigError
 from distgan.generators.contract import LoadedGenerator, check_attributes
 from distgan.runtime.hashing import sha256_of
@@ -49,6 +50,12 @@ Builder = Callable[[BuildRequest], Built]
 
 
 GENERATORS: Registry[Builder] = Registry("generator kind", "--generator.kind")
+
+
+def check_generator(generator: GeneratorConfig) -> None:
+    """ConfigError naming --generator.kind and its choices unless the kind is registered (the package registers
+    every kind when it is imported)."""
+    GENERATORS.get_or_raise(generator.kind)
 
 
 def open_generator(

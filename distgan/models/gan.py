@@ -13,7 +13,6 @@ live in `models/gans/` (docs/gans.md):
 import dataclasses
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from torch import nn
 
@@ -26,10 +25,18 @@ from distgan.models.gans.sngan import ConditionalGenerator, ProjectionDiscrimina
 from distgan.runtime.atomic import load_plain, save_torch_atomic
 from distgan.runtime.registry import Registry
 
-if TYPE_CHECKING:  # the config validates against this module: no import at run time
-    from distgan.config import GanConfig
-
 FIRST_ARCH = "sngan-projection"  # of generator files written before --gan.arch existed
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class GanSpec:
+    """What builds a GAN's networks (train/gan.py makes it from the sweep's GanConfig)."""
+
+    arch: str  # a GAN_ARCHS name
+    latent_dim: int  # size of z
+    g_width: int  # generator channels at full resolution
+    d_width: int  # discriminator channels at full resolution
+    loss: str  # a GAN_LOSSES name: one with a gradient penalty takes a D without batch norm
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -46,16 +53,16 @@ class GanArch:
     separate_real_fake: bool = False  # D has batch norm: real and fake batches go through it apart, as in DCGAN
     weight_average: bool = False  # generator.pt holds the moving average of G's weights (--gan.ema-decay)
 
-    def __call__(self, cfg: "GanConfig", *, num_classes: int, image_size: int, channels: int):
+    def __call__(self, spec: GanSpec, *, num_classes: int, image_size: int, channels: int):
         """(G, D) for images of image_size² pixels and `channels` channels."""
-        check_image_size(cfg.arch, image_size)
+        check_image_size(spec.arch, image_size)
         generator = self.generator(
-            latent_dim=cfg.latent_dim, num_classes=num_classes, image_size=image_size, channels=channels,
-            width=cfg.g_width,
+            latent_dim=spec.latent_dim, num_classes=num_classes, image_size=image_size, channels=channels,
+            width=spec.g_width,
         )  # fmt: skip
         discriminator = self.discriminator(
-            num_classes=num_classes, image_size=image_size, channels=channels, width=cfg.d_width,
-            layer_norm=GAN_LOSSES[cfg.loss].gradient_penalty,
+            num_classes=num_classes, image_size=image_size, channels=channels, width=spec.d_width,
+            layer_norm=GAN_LOSSES.get_or_raise(spec.loss).gradient_penalty,
         )  # fmt: skip
         return generator, discriminator
 
@@ -103,16 +110,17 @@ def check_image_size(arch: str, image_size: int) -> None:
         raise ConfigError(f"GAN image size must be {image_size_rule(arch)} (got {image_size})")
 
 
-def build_gan(cfg: "GanConfig", *, num_classes: int, image_size: int, channels: int) -> tuple[nn.Module, nn.Module]:
-    """(G, D) of cfg.arch, freshly initialised (from torch's global generator)."""
-    return GAN_ARCHS.get_or_raise(cfg.arch)(cfg, num_classes=num_classes, image_size=image_size, channels=channels)
+def build_networks(spec: GanSpec, *, num_classes: int, image_size: int, channels: int) -> tuple[nn.Module, nn.Module]:
+    """(G, D) of spec.arch, freshly initialised (from torch's global generator)."""
+    return GAN_ARCHS.get_or_raise(spec.arch)(spec, num_classes=num_classes, image_size=image_size, channels=channels)
 
 
-def save_generator(path: Path, generator: nn.Module, gan: "GanConfig", *, image_size: int, channels: int) -> None:
-    """Write the generator with the config (its architecture among it) and shapes that rebuild it, atomically:
-    tensors and plain values only, so that `load_generator` reads it without unpickling objects."""
+def write_generator(path: Path, generator: nn.Module, gan_config: dict, *, image_size: int, channels: int) -> None:
+    """Write the generator with its GAN's config as plain values (`arch`, `latent_dim` and `g_width` among them) and
+    the shapes that rebuild it, atomically: tensors and plain values only, so that `load_generator` reads it without
+    unpickling objects."""
     payload = {
-        "gan_config": dataclasses.asdict(gan),
+        "gan_config": dict(gan_config),
         "num_classes": generator.num_classes,
         "image_size": image_size,
         "channels": channels,
@@ -122,7 +130,7 @@ def save_generator(path: Path, generator: nn.Module, gan: "GanConfig", *, image_
 
 
 def load_generator(path: Path) -> nn.Module:
-    """Rebuild a generator saved by `save_generator` (any architecture; `forward(z_ND, labels_N)` → NCHW images
+    """Rebuild a generator written by `write_generator` (any architecture; `forward(z_ND, labels_N)` → NCHW images
     in [-1, 1]); a file holding other objects is refused (DataError)."""
     payload = load_plain(path)
     gan = payload["gan_config"]

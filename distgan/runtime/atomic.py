@@ -1,8 +1,10 @@
-"""Files and directories appear whole or not at all (STYLE §10): written under a temporary name beside the final
-one, then renamed over it; torch files are read back without running code (`load_plain`). Temporary names are
-unique (host, PID and a random part), so that two processes, or two nodes whose processes share a PID on shared
-storage, never write into the same one; none is deleted on start, since another writer's may be in progress."""
+"""Files and directories appear whole or not at all, so that no reader sees a half-written one: written under a
+temporary name beside the final one, then renamed over it; torch files are read back without running code
+(`load_plain`). Temporary names are unique (host, PID and a random part), so that two processes, or two nodes whose
+processes share a PID on shared storage, never write into the same one; none is deleted on start, since another
+writer's may be in progress."""
 
+import fcntl
 import json
 import os
 import pickle
@@ -61,23 +63,39 @@ def save_torch_atomic(payload: dict, path: Path) -> None:
         torch.save(payload, tmp)
 
 
+@contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """An exclusive lock on file `path` (flock: released if the holder dies), held while the block runs."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def made_once(path: Path, make: Callable[[], None]) -> bool:
+    """Run make(), which publishes `path` whole, unless `path` exists; True if this call made it. Concurrent callers
+    (trials, ranks of other jobs) wait for one maker on a lock beside `path`, then find it made."""
+    if path.exists():
+        return False
+    with locked(path.with_name(f".{path.name}.lock")):
+        if path.exists():  # made by another process while this one waited
+            return False
+        make()
+    return True
+
+
 def build_cached_dir(path: Path, build: Callable[[Path], None]) -> bool:
     """Make directory `path` by build(tmp_dir) then a rename, unless it exists; True if this call built it."""
-    if path.is_dir():
-        return False
-    tmp = temporary_path(path)
-    tmp.mkdir(parents=True)
-    try:
-        build(tmp)
-    except BaseException:
-        _remove(tmp)
-        raise
-    try:
-        os.replace(tmp, path)
-    except OSError:  # another process finished the same artifact first; theirs is equivalent: keep it
-        _remove(tmp)
-        return False
-    return True
+
+    def make() -> None:
+        with atomic_path(path) as tmp:
+            tmp.mkdir()
+            build(tmp)
+
+    return made_once(path, make)
 
 
 def load_plain(path: Path) -> dict:

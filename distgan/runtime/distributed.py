@@ -1,4 +1,4 @@
-"""Process-group facts and the CPU/GPU choices, made in one place (STYLE §6–8).
+"""Process-group facts and the CPU/GPU choices (device, backend, autocast), made once, at setup, in one place.
 
 One process is a world of size 1: everything here works without a process group. Launchers
 (torchrun, Ray Train's TorchTrainer) create the group; this module only reads it.
@@ -46,6 +46,11 @@ def node_identities() -> list[str]:
     a hostname, as in network namespaces), else its hostname. Collective: every rank calls it."""
     ray = sys.modules.get("ray")  # imported by the Ray Train worker that runs this process, if any
     own = ray.get_runtime_context().get_node_id() if ray is not None and ray.is_initialized() else socket.gethostname()
+    return all_gather_objects(own)
+
+
+def all_gather_objects(own: object) -> list:
+    """Every rank's `own`, in rank order (a list of one without a process group). Collective."""
     if not is_distributed():
         return [own]
     everyone: list = [None] * world_size()
@@ -103,8 +108,9 @@ def autocast(device: torch.device):
 
 def collective_backend(device_type: str) -> str:
     """The process group's backend for workers on `device_type` devices: NCCL between GPUs, gloo between CPUs.
-    torchrun's and DeepSpeed's groups (`init_from_env`, `ensure_process_group`) and Ray Train's (`launch`)."""
-    return "nccl" if device_type == "cuda" else "gloo"
+    torchrun's and DeepSpeed's groups (`init_from_env`, `ensure_process_group`) and Ray Train's (`launch`). A torch
+    built without NCCL (the CPU build, whose workers run on the CPU even where Ray accounts GPUs to them) uses gloo."""
+    return "nccl" if device_type == "cuda" and dist.is_nccl_available() else "gloo"
 
 
 def collective_device() -> torch.device:
@@ -184,7 +190,3 @@ def parallelize(model: nn.Module, device: torch.device) -> nn.Module:
     if world_size() == 1:
         return model
     return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    return model.module if isinstance(model, DistributedDataParallel) else model

@@ -1,4 +1,5 @@
-"""One pattern for every registry (STYLE §4): datasets, classifiers, extractors, spaces, recipes.
+"""One pattern for every registry (datasets, classifiers, extractors, spaces, recipes): one dict each, whose
+names say the protocol.
 
 A registry is a dict of name → callable that refuses a second entry under a name and an entry that cannot be
 called, and names the flag and its choices when asked for a name it does not hold. CLI choices and config

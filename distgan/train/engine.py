@@ -1,7 +1,7 @@
 """One engine, two backends: a plain module and its optimizer stepped data-parallel by PyTorch DDP or
 DeepSpeed (ZeRO 0/1/2, optional optimizer offload). Training loops call `train_step`, and the
 checkpoint module calls `save`/`load`; neither knows the backend. The only importer of deepspeed
-(STYLE §8).
+(parallelism is applied to a model, not built into it).
 
 Precision is the same on both: fp32 weights and optimizer, forwards (the loss function) under the autocast that
 `distributed.autocast_dtype` chooses (bf16 on GPUs). DeepSpeed's own "bf16" mode is not used: it casts the

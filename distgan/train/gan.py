@@ -7,6 +7,7 @@ device and brought to the host every LOG_EVERY iterations: the loss curves (`los
 """
 
 import csv
+import dataclasses
 import math
 import sys
 from dataclasses import replace
@@ -21,7 +22,7 @@ from distgan.config import EngineConfig, GanConfig, parse_d_steps_schedule
 from distgan.data.sources import ImageSplit
 from distgan.data.transforms import to_model_input
 from distgan.errors import TrainingError
-from distgan.models.gan import GAN_ARCHS, build_gan
+from distgan.models.gan import GAN_ARCHS, GanSpec, build_networks, write_generator
 from distgan.models.gans.ema import GeneratorAverage
 from distgan.models.gans.losses import GAN_LOSSES, discriminator_terms, generator_terms, gradient_penalty
 from distgan.runtime import distributed
@@ -41,6 +42,29 @@ CURVE_NAMES = {
     "g_class_loss": "G class loss",
     "gradient_penalty": "D gradient penalty",
 }
+
+
+def resolved_gan(cfg: GanConfig) -> GanConfig:
+    """cfg with the fields left to the loss (None) set to its defaults: what training uses and what generator.pt
+    records. The config itself keeps None, so that a later `--gan.loss` brings its own defaults."""
+    loss = GAN_LOSSES.get_or_raise(cfg.loss)
+    return replace(
+        cfg,
+        d_steps_schedule=loss.d_steps_schedule if cfg.d_steps_schedule is None else cfg.d_steps_schedule,
+        beta1=loss.betas[0] if cfg.beta1 is None else cfg.beta1,
+        beta2=loss.betas[1] if cfg.beta2 is None else cfg.beta2,
+    )
+
+
+def build_gan(cfg: GanConfig, *, num_classes: int, image_size: int, channels: int) -> tuple[nn.Module, nn.Module]:
+    """(G, D) of cfg.arch, freshly initialised (from torch's global generator)."""
+    spec = GanSpec(arch=cfg.arch, latent_dim=cfg.latent_dim, g_width=cfg.g_width, d_width=cfg.d_width, loss=cfg.loss)
+    return build_networks(spec, num_classes=num_classes, image_size=image_size, channels=channels)
+
+
+def save_generator(path: Path, generator: nn.Module, cfg: GanConfig, *, image_size: int, channels: int) -> None:
+    """Write generator.pt (models/gan.py's `write_generator`) recording cfg with the loss's defaults filled in."""
+    write_generator(path, generator, dataclasses.asdict(resolved_gan(cfg)), image_size=image_size, channels=channels)
 
 
 def curve_columns(cfg: GanConfig) -> tuple[str, ...]:
@@ -67,7 +91,7 @@ def train_gan(
     G and D are two engines (DDP or DeepSpeed). With `checkpoint_dir` and
     `engine_cfg.checkpoint_every_steps` (G iterations), a run resumes from its last checkpoint.
     """
-    cfg, engine_cfg = cfg.resolved(), engine_cfg or EngineConfig()
+    cfg, engine_cfg = resolved_gan(cfg), engine_cfg or EngineConfig()
     arch, loss = GAN_ARCHS.get_or_raise(cfg.arch), GAN_LOSSES.get_or_raise(cfg.loss)
     device = distributed.select_device()
     distributed.seed_everything(cfg.seed)

@@ -14,10 +14,10 @@ from typing import Any
 
 import torch
 
-from distgan.errors import ConfigError
+from distgan.errors import ConfigError, DistganError
 from distgan.runtime import distributed
 
-WorkerFn = Callable[[Any], None]  # called with the job (experiments.workers.GanJob, ClassifierJob)
+WorkerFn = Callable[[Any], None]  # called with the job (jobs/: GanJob, ClassifierJob, SamplingJob, ScoringJob, ...)
 
 
 @dataclass(kw_only=True)
@@ -96,7 +96,27 @@ def run_data_parallel(fn: WorkerFn, config: Any, *, launch: Launch, name: str) -
         ),
         run_config=ray.train.RunConfig(name=name, storage_path=str(launch.storage_dir), callbacks=callbacks),
     )
-    trainer.fit()
+    try:
+        trainer.fit()
+    except Exception as err:
+        user_error = _user_error(err)
+        if user_error is None:
+            raise
+        raise user_error from None  # one line naming what the user can fix, not Ray's traceback around it
+
+
+def _user_error(err: BaseException) -> DistganError | None:
+    """The DistganError a worker raised inside Ray Train's error (a worker group's failures, a task error's cause)."""
+    seen, pending = set(), [err]
+    while pending:
+        error = pending.pop()
+        if error is None or id(error) in seen:
+            continue
+        seen.add(id(error))
+        if isinstance(error, DistganError):
+            return error
+        pending += [error.__cause__, getattr(error, "cause", None), *getattr(error, "worker_failures", {}).values()]
+    return None
 
 
 def _run_here(fn: WorkerFn, config: Any, launch: Launch) -> None:

@@ -1,8 +1,5 @@
-"""Per-worker functions of the sweep's data-parallel jobs (run on every rank by `train.launch`).
-
-Each takes one typed job (`GanJob`, `ClassifierJob`: configs and absolute paths), reads its data from shards,
-and lets rank 0 write the outputs (atomically) to the paths it was given.
-"""
+"""The classifier job: train a classifier on shards (real, synthetic or a mixture), data-parallel, and test it on the
+real test split; rank 0 writes its scores (and, if asked, the model: the domain feature extractor)."""
 
 import json
 import math
@@ -11,33 +8,21 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from distgan.config import ClassifierConfig, EngineConfig, GanConfig
-from distgan.data.shards import BadSamples, read_shards
+from distgan.config import ClassifierConfig, EngineConfig
+from distgan.data.shards import BadSamples
+from distgan.jobs.stages import recorded_stage
+from distgan.layout import CHECKPOINTS_DIR, MODEL_FILE, SCORES_FILE
 from distgan.models.classifiers import save_classifier
-from distgan.models.gan import save_generator
 from distgan.profiling import StepTimer, UtilisationSampler, summarise, write_json
 from distgan.runtime import distributed
 from distgan.runtime.atomic import write_json_atomic
-from distgan.schema import LOSSES_NAME
 from distgan.train.batches import open_split, split_info
 from distgan.train.checkpoint import LATEST_NAME
 from distgan.train.classifier import evaluate_classifier, train_classifier
-from distgan.train.gan import train_gan, write_loss_curves
 from distgan.train.launch import report
 
 REPORTS_PER_JOB = 3  # progress reports of a classifier job besides its final scores (~1 s each under Ray Train)
 PROFILE_INTERVAL_S = 1.0  # utilisation samples of a classifier job (the sampler costs < 0.1 % of a core)
-
-
-@dataclass(frozen=True, kw_only=True)
-class GanJob:
-    """Train `gan` on the real shards in train_dir; write generator.pt, losses.csv and training.json to out_dir."""
-
-    gan: GanConfig
-    engine: EngineConfig
-    train_dir: Path  # real training shards
-    out_dir: Path  # outputs (and checkpoints/, when the engine checkpoints)
-    progress: bool = True  # a progress bar on rank 0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -51,26 +36,6 @@ class ClassifierJob:
     out_dir: Path  # outputs (and checkpoints/, when the engine checkpoints)
     save_model: bool = False  # also model.pt (the domain feature extractor, `distgan train-classifier`)
     on_bad_sample: str = "error"  # "skip": damaged samples are left out and counted
-
-
-def gan_worker(job: GanJob) -> None:
-    """Train the conditional GAN on real shards; rank 0 saves generator.pt, losses.csv (every iteration's losses,
-    docs/gans.md) and training.json (step counts, the losses every LOG_EVERY iterations)."""
-    real = read_shards(job.train_dir)
-    checkpoint_dir = job.out_dir / "checkpoints" if job.engine.checkpoint_every_steps else None
-    generator, info = train_gan(
-        job.gan, real, engine_cfg=job.engine, checkpoint_dir=checkpoint_dir, progress=job.progress
-    )
-    curves = info.pop("loss_curves")
-    if distributed.rank() == 0:
-        out_dir = job.out_dir
-        out_dir.mkdir(parents=True, exist_ok=True)
-        _, height, _, channels = real.images_NHWC.shape
-        # The config with the loss's defaults filled in (schedule, betas): what trained this generator.
-        save_generator(out_dir / "generator.pt", generator, job.gan.resolved(), image_size=height, channels=channels)
-        write_loss_curves(out_dir / LOSSES_NAME, curves)
-        write_json_atomic(out_dir / "training.json", info)
-    report({"num_d_steps": info["num_d_steps"], "num_g_steps": info["num_g_steps"]})
 
 
 def classifier_worker(job: ClassifierJob) -> None:
@@ -93,10 +58,10 @@ def classifier_worker(job: ClassifierJob) -> None:
             report(metrics)
 
     engine_cfg, out_dir = job.engine, job.out_dir
-    checkpoint_dir = out_dir / "checkpoints" if engine_cfg.checkpoint_every_steps else None
+    checkpoint_dir = out_dir / CHECKPOINTS_DIR if engine_cfg.checkpoint_every_steps else None
     resumed_from_step = latest_checkpoint_step(checkpoint_dir)  # what train_classifier restores, if any
     timer = StepTimer(distributed.select_device())
-    with profiled(out_dir, timer) as profile:
+    with recorded_stage(out_dir, "train"), profiled(out_dir, timer) as profile:
         model = train_classifier(
             cfg,
             train,
@@ -106,20 +71,21 @@ def classifier_worker(job: ClassifierJob) -> None:
             on_epoch_end=report_some_epochs,
             timer=timer,
         )
-    scores = evaluate_classifier(model, test)
+    with recorded_stage(out_dir, "evaluate"):
+        scores = evaluate_classifier(model, test)
     worker_nodes = distributed.node_identities()  # collective
     if distributed.rank() == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
         if job.save_model:
             save_classifier(
-                out_dir / "model.pt", model, arch=cfg.arch, in_channels=channels, num_classes=len(test_classes)
+                out_dir / MODEL_FILE, model, arch=cfg.arch, in_channels=channels, num_classes=len(test_classes)
             )
         # Streamed: the manifest's count (skipped samples, if any, are in the bad-sample fields).
         scores |= {"num_train_samples": int(num_train_samples)} | bad.as_dict()
         # The checkpoint this run resumed from (None: from step 0) and the optimizer steps it took after it.
         scores |= {"resumed_from_step": resumed_from_step, "num_steps_trained": timer.num_steps}
         scores |= {"worker_nodes": worker_nodes}  # rank r's node (Ray node id, else hostname)
-        write_json_atomic(out_dir / "scores.json", scores)
+        write_json_atomic(out_dir / SCORES_FILE, scores)
     report({"epoch": cfg.epochs, "top1_error": scores["top1_error"], "top5_error": scores["top5_error"]} | profile)
 
 
@@ -151,4 +117,4 @@ def latest_checkpoint_step(checkpoint_dir: Path | None) -> int | None:
 
 
 def read_scores(out_dir: Path) -> dict:
-    return json.loads((Path(out_dir) / "scores.json").read_text())
+    return json.loads((Path(out_dir) / SCORES_FILE).read_text())

@@ -18,41 +18,32 @@ from ray import tune
 
 from distgan.config import GanConfig, SweepConfig
 from distgan.experiments.artifacts import SweepArtifacts
-from distgan.experiments.classification import (
-    TrainingSet,
-    classifier_scores,
-    copy_loss_curves,
-    finite_scalars,
-    result_record,
-    synthetic_quality,
-)
-from distgan.experiments.generated import prepare_synthetic_shards, trained_gan
-from distgan.experiments.workers import GanJob, gan_worker
+from distgan.experiments.classifier import TrainingSet, classifier_scores
+from distgan.experiments.record import finite_scalars, result_record
+from distgan.experiments.scoring import copy_loss_curves, synthetic_quality
+from distgan.experiments.spaces import rung_ends
+from distgan.experiments.synthetic import prepare_synthetic_shards, trained_gan
+from distgan.jobs.gan import GanJob, gan_worker
+from distgan.jobs.placement import trial_jobs
+from distgan.jobs.stages import read_stages
+from distgan.layout import GAN_DIR, GENERATOR_FILE, RESULT_FILE, TRAINING_FILE, TRIAL_SAMPLES_DIR
 from distgan.runtime.atomic import write_json_atomic
-from distgan.schema import RESULT_NAME
-from distgan.train.launch import Launch, run_data_parallel
+from distgan.train.launch import run_data_parallel
 
 NOT_TRAINED = {"top1_error": None, "top5_error": None, "per_class_accuracy": None}
 
 
-def rung_ends(iterations: int, rungs: int) -> list[int]:
-    """The G iterations after which the trial is evaluated: multiples of iterations // rungs, then the end."""
-    step = iterations // rungs
-    return sorted({step * k for k in range(1, rungs)} | {iterations})
-
-
 def trained_iterations(gan_dir: Path) -> int:
     """G iterations of the generator.pt in gan_dir (0 if none): where a retried trial goes on from."""
-    info = gan_dir / "training.json"
+    info = gan_dir / TRAINING_FILE
     return json.loads(info.read_text())["num_g_steps"] if info.is_file() else 0
 
 
-def run_gan_search_trial(
-    cfg: SweepConfig, artifacts: SweepArtifacts, gan: GanConfig, *, trial_dir: Path, launch: Launch
-) -> dict:
-    """Train `gan` rung by rung, reporting each rung's scores to Tune; returns the last result."""
+def run_gan_trial(cfg: SweepConfig, artifacts: SweepArtifacts, gan: GanConfig, *, trial_dir: Path) -> dict:
+    """Train `gan` rung by rung on the trial's workers, reporting each rung's scores to Tune; returns the last
+    result."""
     started = time.time()
-    gan_dir = trial_dir / "gan"
+    gan_dir = trial_dir / GAN_DIR
     ends = rung_ends(gan.iterations, cfg.rungs)
     # Checkpoints at every rung boundary (and the user's cadence if finer): a retry loses at most a segment.
     every = min(filter(None, (ends[0], cfg.engine.checkpoint_every_steps)))
@@ -62,18 +53,18 @@ def run_gan_search_trial(
         if trained_iterations(gan_dir) < end:
             segment = replace(gan, iterations=end)
             job = GanJob(gan=segment, engine=engine, train_dir=artifacts.real_train_dir, out_dir=gan_dir)
-            run_data_parallel(gan_worker, job, launch=launch, name=f"gan-{trial_dir.name}-{end}")
-        generator = trained_gan(gan_dir / "generator.pt", gan)
+            run_data_parallel(gan_worker, job, launch=trial_jobs(cfg), name=f"gan-{trial_dir.name}-{end}")
+        generator = trained_gan(gan_dir / GENERATOR_FILE, gan)
         synthetic_dir = prepare_synthetic_shards(
-            cfg, artifacts.real_train_dir, generator, training.knob_value, launch, root=trial_dir / "samples"
+            cfg, artifacts.real_train_dir, generator, training.knob_value, root=trial_dir / TRIAL_SAMPLES_DIR
         )
         last = end == gan.iterations
         # A t-SNE costs seconds of a CPU core: one, of the generator the trial ends with, not one per rung. A trial
         # ASHA stops has its loss curves so far, and no t-SNE.
-        quality = synthetic_quality(cfg, artifacts, synthetic_dir, trial_dir, views_of=generator if last else None)
+        quality, stages = synthetic_quality(cfg, artifacts, synthetic_dir, trial_dir, tsne=last)
         copy_loss_curves(generator, trial_dir)
         if last or cfg.scheduler_metric == "gan_train_accuracy":
-            scores = classifier_scores(cfg, synthetic_dir, artifacts, trial_dir, launch)
+            scores = classifier_scores(cfg, synthetic_dir, artifacts, trial_dir, to_tune=False)
         else:
             scores = NOT_TRAINED
         result = result_record(
@@ -84,10 +75,10 @@ def run_gan_search_trial(
             train_dir=synthetic_dir,
             scores=scores,
             quality=quality,
+            stages=stages | read_stages(trial_dir),
             trial_dir=trial_dir,
-            launch=launch,
             started=started,
         ) | {"gan_iterations_done": end, "stopped_early": not last}  # stays true if ASHA stops it here
-        write_json_atomic(trial_dir / RESULT_NAME, result)
+        write_json_atomic(trial_dir / RESULT_FILE, result)
         tune.report(finite_scalars(result) | {"gan_iterations": end, "done": last})
     return result

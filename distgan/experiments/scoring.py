@@ -1,0 +1,49 @@
+"""The numbers of a trial's training set, beside its classifier's: a generated set scored in every feature space by
+the scoring job (`jobs/scoring.py`), or the real row's numbers, made once with the sweep's references."""
+
+import shutil
+from pathlib import Path
+
+from distgan.config import SweepConfig
+from distgan.experiments.artifacts import SweepArtifacts
+from distgan.experiments.synthetic import SweepGenerator
+from distgan.jobs.classifier import read_scores
+from distgan.jobs.scoring import ScoringJob, read_quality, read_real_row, scoring_worker
+from distgan.jobs.stages import read_stages
+from distgan.layout import LOSSES_FILE
+from distgan.runtime.atomic import atomic_path
+
+
+def synthetic_quality(
+    cfg: SweepConfig, artifacts: SweepArtifacts, synthetic_dir: Path, trial_dir: Path, *, tsne: bool = False
+) -> tuple[dict, dict]:
+    """(the generated set's numbers — `quality` in every feature space, its GAN-test accuracy (the real-data
+    classifier tested on it, Shmelkov et al.), how it was sampled (`sampling`) — and the stages that made them:
+    its sampling job's and its scoring job's). The scoring job also draws the sample grid into the trial directory
+    and, with `tsne`, a t-SNE of the set against the real one."""
+    job = ScoringJob(
+        spaces=artifacts.spaces,
+        references=artifacts.references,
+        synthetic_dir=synthetic_dir,
+        classifier=cfg.classifier,
+        out_dir=trial_dir,
+        tsne_seed=cfg.sample.seed if tsne else None,
+    )
+    scoring_worker(job)  # PHASE1
+    return read_quality(trial_dir), read_stages(synthetic_dir) | read_stages(trial_dir)
+
+
+def real_quality(artifacts: SweepArtifacts) -> dict:
+    """The real row's numbers in every feature space, and GAN-test of real data: the real-data classifier on the
+    real test split."""
+    gan_test = 1 - read_scores(artifacts.extractor_path.parent)["top1_error"]
+    quality = {name: read_real_row(directory) for name, directory in artifacts.references.items()}
+    return {"quality": quality, "gan_test_accuracy": gan_test}
+
+
+def copy_loss_curves(generator: SweepGenerator, trial_dir: Path) -> None:
+    """The GAN job's losses.csv, from beside its generator.pt into the trial directory (atomically), if it has one."""
+    losses = None if generator.config.weights is None else generator.config.weights.parent / LOSSES_FILE
+    if losses is not None and losses.is_file():
+        with atomic_path(trial_dir / LOSSES_FILE, suffix=".csv") as tmp:
+            shutil.copyfile(losses, tmp)
