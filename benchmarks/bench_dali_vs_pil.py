@@ -14,7 +14,6 @@ Then a profile of where DALI and the fallback spend their time.
     python benchmarks/bench_dali_vs_pil.py [--quick] [--workers 2] [--batch-size 64]
 """
 
-import argparse
 import sys
 import tempfile
 import time
@@ -23,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import webdataset as wds
+from common import SHARED_DATA, benchmark_parser
 
 from distgan.data.loader import make_loader
 from distgan.data.manifest import image_extension, read_manifest
@@ -30,7 +30,7 @@ from distgan.data.sources import ImageSplit, load_split, resize_NHWC
 from distgan.data.wds import IMAGE_SPECS, ShardSamples, augment
 from distgan.data.writer import ShardOptions, write_array_shards
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10_lossless_subset-train.npz"
+SHARED = SHARED_DATA / "cifar10_lossless_subset-train.npz"
 
 
 def images_per_sec(loader, epochs: int) -> float:
@@ -132,8 +132,7 @@ def pil_profile(shard_dir: Path, num: int) -> tuple[float, str]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="fewer images and epochs (CI smoke run)")
+    parser = benchmark_parser(__doc__, "fewer images and epochs (CI smoke run)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=64)
     args = parser.parse_args()

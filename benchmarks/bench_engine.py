@@ -29,6 +29,7 @@ from statistics import median
 
 import torch
 import torch.nn.functional as F
+from common import benchmark_parser
 
 from distgan.config import ClassifierConfig, EngineConfig
 from distgan.data.order import rank_indices
@@ -133,8 +134,7 @@ def max_weight_difference(a: Path, b: Path) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="4 epochs and 1 round instead of 12 and 3")
+    parser = benchmark_parser(__doc__, "4 epochs and 1 round instead of 12 and 3")
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--rounds", type=int)
     parser.add_argument("--worker", choices=["plain", "plain-malloc", "ddp", "deepspeed"], help=argparse.SUPPRESS)

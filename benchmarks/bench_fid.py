@@ -19,36 +19,24 @@ On the shared 2-core machine under others' load, two BLAS threads wait on each o
 """
 
 import argparse
-import sys
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 import torch  # noqa: F401  (before the reference loader's placeholder modules: torch's import inspects them)
+from common import SHARED_DATA, benchmark_parser, timed
 from threadpoolctl import threadpool_limits
-
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
 
 from distgan.metrics.fid import factor_reference, frechet_distance, frechet_distance_to  # noqa: E402
 from distgan.peers import load_function  # noqa: E402
 
 
 def _statistics(dim: int, rows: slice, seed: int, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
-    with np.load(REPO.parent / "shared" / "data" / f"cifar10_lossless_subset-{split}.npz") as data:
+    with np.load(SHARED_DATA / f"cifar10_lossless_subset-{split}.npz") as data:
         pixels = data["x"][rows].reshape(-1, 3072).astype(np.float64) / 255
     projection = np.random.default_rng(seed).normal(size=(3072, dim)) / np.sqrt(3072)
     feats = np.maximum(pixels @ projection, 0)
     return feats.mean(0), np.cov(feats, rowvar=False)
-
-
-def _timed(function, *args) -> tuple[float, float]:
-    """(value, seconds) of one call."""
-    start = time.perf_counter()
-    value = function(*args)
-    return value, time.perf_counter() - start
 
 
 def _quiet(reference):
@@ -65,14 +53,14 @@ def _quiet(reference):
 def _cached_real_side(reference, dim: int, repeats: int, real: tuple, first_set: tuple, first_theirs: tuple) -> None:
     """Many sets against one factored real side, each timed and checked against pytorch-fid (whose value and time
     on the first set, measured above, are reused)."""
-    factor, factor_sec = _timed(factor_reference, *real)
+    factor, factor_sec = timed(factor_reference, *real)
     further = [first_set, (first_set[0] * 0.85, first_set[1] * 0.85**2), _statistics(dim, slice(0, 1000), 0, "test")]
     ours_sec, theirs_sec, worst = [], [], 0.0
     print(f"cached real side, d={dim}: factor (one eigh) {factor_sec:.2f} s once")
     for index, (mu, sigma) in enumerate(further):
-        runs = [_timed(frechet_distance_to, factor, mu, sigma) for _ in range(max(repeats, 3))]  # cheap: best of 3+
+        runs = [timed(frechet_distance_to, factor, mu, sigma) for _ in range(max(repeats, 3))]  # cheap: best of 3+
         ours, sec = runs[0][0], min(run[1] for run in runs)
-        theirs, their_sec = first_theirs if index == 0 else _timed(reference, *real, mu, sigma)
+        theirs, their_sec = first_theirs if index == 0 else timed(reference, *real, mu, sigma)
         relative = abs(ours - theirs) / theirs
         worst = max(worst, relative)
         ours_sec.append(sec)
@@ -90,8 +78,7 @@ def _cached_real_side(reference, dim: int, repeats: int, real: tuple, first_set:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="d = 256 (seconds) instead of 2048")
+    parser = benchmark_parser(__doc__, "d = 256 (seconds) instead of 2048")
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--blas-threads", type=int, default=None, help="limit BLAS threads (default: all)")
     args = parser.parse_args()
@@ -116,7 +103,7 @@ def _measure(args: argparse.Namespace) -> None:
         start = time.perf_counter()
         ours_eigh = frechet_distance(mu1, sigma1, mu2, sigma2, method="eigh")
         eigh_sec.append(time.perf_counter() - start)
-        theirs, sec = _timed(reference, mu1, sigma1, mu2, sigma2)
+        theirs, sec = timed(reference, mu1, sigma1, mu2, sigma2)
         theirs_sec.append(sec)
     ours_t, eigh_t, theirs_t = min(ours_sec), min(eigh_sec), min(theirs_sec)
     print(f"d={dim}  pytorch-fid (scipy sqrtm) {theirs_t:.2f} s")

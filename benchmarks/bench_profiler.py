@@ -9,15 +9,12 @@ of the machine to find the tree's descendants (the default walks /proc's childre
     python benchmarks/bench_profiler.py [--quick] [--seconds N]
 """
 
-import argparse
 import logging
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from common import benchmark_parser
 
 from distgan.profiling import UtilisationSampler, proctree, summarise  # noqa: E402
 
@@ -65,8 +62,7 @@ def measure(interval_s: float, seconds: float, psutil_reader: bool = False) -> d
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="5 s per interval instead of 60 s")
+    parser = benchmark_parser(__doc__, "5 s per interval instead of 60 s")
     parser.add_argument("--seconds", type=float, help="seconds per interval (overrides --quick)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")

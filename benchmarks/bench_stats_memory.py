@@ -21,8 +21,9 @@ import threading
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared" / "data" / "fashion_mnist-train.npz"
+from common import REPO, SHARED_DATA, benchmark_parser
+
+DATA = SHARED_DATA / "fashion_mnist-train.npz"
 
 
 def _rss_kb(field: str) -> int:
@@ -92,8 +93,7 @@ def _worker(mode: str, num_images: int, batch_size: int, out: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="10,000 images instead of 60,000")
+    parser = benchmark_parser(__doc__, "10,000 images instead of 60,000")
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--worker", nargs=3, metavar=("MODE", "NUM_IMAGES", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -8,7 +8,6 @@ Data: the CIFAR-10 subset of ../shared/data (4,000 × 32×32×3), else digits re
 Timing excludes start-up and the first epoch (warm-up): it is taken between epoch ends.
 """
 
-import argparse
 import subprocess
 import sys
 import tempfile
@@ -16,6 +15,7 @@ import time
 from pathlib import Path
 
 import torch
+from common import SHARED_DATA, benchmark_parser
 
 from distgan.config import ClassifierConfig
 from distgan.data.manifest import read_manifest
@@ -23,7 +23,7 @@ from distgan.data.shards import read_shards
 from distgan.train.batches import ShardSource
 from distgan.train.classifier import train_classifier
 
-CIFAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10_lossless_subset"
+CIFAR = SHARED_DATA / "cifar10_lossless_subset"
 
 
 def prepare_shards(out: Path) -> str:
@@ -54,8 +54,7 @@ def samples_per_sec(cfg: ClassifierConfig, data, num_samples: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="3 epochs instead of 5")
+    parser = benchmark_parser(__doc__, "3 epochs instead of 5")
     parser.add_argument("--arch", default="resnet20", help="classifier (small_cnn makes the input path matter more)")
     parser.add_argument("--workers", type=int, default=2, help="DALI threads / DataLoader processes")
     args = parser.parse_args()

@@ -16,7 +16,6 @@
 --quick: one round, and trials of one truncation and one epoch in part 2 (about 4 minutes; default about 8).
 """
 
-import argparse
 import shutil
 import subprocess
 import sys
@@ -24,25 +23,23 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
 import ray  # noqa: E402
 import torch  # noqa: E402
+from common import REPO, benchmark_parser
 from ray import tune  # noqa: E402
 
 from distgan.analysis.report import build_report  # noqa: E402
 from distgan.config import SweepConfig, to_dict  # noqa: E402
 from distgan.experiments.artifacts import prepare_real_shards, prepare_sweep  # noqa: E402
-from distgan.experiments.classification import TrainingSet, run_classification_trial  # noqa: E402
-from distgan.experiments.generated import resolve_generator  # noqa: E402
-from distgan.experiments.spaces import REAL_ROW, SPACES, generated  # noqa: E402
+from distgan.experiments.classifier import TrainingSet  # noqa: E402
+from distgan.experiments.spaces import REAL_ROW, SPACES, synthetic_point  # noqa: E402
 from distgan.experiments.sweep import run_sweep  # noqa: E402
-from distgan.experiments.trial import trial_dir, trial_name  # noqa: E402
+from distgan.experiments.synthetic import resolve_generator  # noqa: E402
+from distgan.experiments.trial import run_classification_trial, trial_name  # noqa: E402
+from distgan.layout import SweepPaths  # noqa: E402
 from distgan.recipes import RECIPES  # noqa: E402
 from distgan.runtime.atomic import write_json_atomic  # noqa: E402
 from distgan.train.launch import Launch, run_data_parallel  # noqa: E402
-from distgan.train.placement import sweep_launch  # noqa: E402
 
 ONE_AT_A_TIME = ("--workers-per-trial", "1", "--cpus-per-worker", "1", "--max-concurrent-trials", "1")
 RECIPE_FLAGS = {name: ("--recipe", name) for name in RECIPES}  # how tune/sweep.py picks each recipe
@@ -54,17 +51,17 @@ def sweep_config(recipe: str, results_dir: Path) -> SweepConfig:
     """`tune/sweep.py` with the recipe's flag and the ONE_AT_A_TIME flags, as a config (its knob values resolved)."""
     cfg = replace(RECIPES[recipe](), results_dir=results_dir, workers_per_trial=1, cpus_per_worker=1.0,
                   max_concurrent_trials=1)  # fmt: skip
-    return resolve_generator(cfg, prepare_real_shards(cfg)[0])[0]
+    return resolve_generator(cfg, prepare_real_shards(cfg).train_dir)[0]
 
 
 def run_trials(cfg: SweepConfig, artifacts) -> None:
     """The replacement trials one after another in this process, into the sweep's trial directories."""
-    launch = replace(sweep_launch(cfg, in_tune_trial=False), in_process=True)
-    for point in [REAL_ROW, *map(generated, cfg.knob_values)]:
-        directory = trial_dir(cfg, trial_name("replacement", {"point": point}, "", "truncation"))
+    assert cfg.workers_per_trial == 1  # every job of a trial in this process, as a one-worker trial runs them
+    for point in [REAL_ROW, *map(synthetic_point, cfg.knob_values)]:
+        name = trial_name("replacement", {"point": point}, "", "truncation")
+        directory = SweepPaths(cfg.results_dir, cfg.name).trial_dir(name)
         training = TrainingSet(experiment="replacement", real=point["real"], knob_value=point["knob_value"])
-        run_classification_trial(cfg, artifacts, training, generator=artifacts.generator, trial_dir=directory,
-                                 launch=launch)  # fmt: skip
+        run_classification_trial(cfg, artifacts, training, generator=artifacts.generator, trial_dir=directory)
 
 
 def one_process_sweep(recipe: str, results_dir: Path) -> None:
@@ -72,9 +69,10 @@ def one_process_sweep(recipe: str, results_dir: Path) -> None:
     makes them), the trials on one thread (a 1-CPU trial's), the report. It imports Ray Tune as distgan's trial
     module does (about 0.5 s)."""
     cfg = sweep_config(recipe, results_dir)
-    cfg.out_dir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(cfg.out_dir / "config.json", to_dict(cfg))
-    artifacts = prepare_sweep(cfg, sweep_launch(cfg, in_tune_trial=False), generator=None)
+    paths = SweepPaths(cfg.results_dir, cfg.name)
+    paths.out_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(paths.config_file, to_dict(cfg))
+    artifacts = prepare_sweep(cfg, prepare_real_shards(cfg), generator=None)
     torch.set_num_threads(1)
     run_trials(cfg, artifacts)
     build_report(cfg.out_dir)
@@ -117,7 +115,7 @@ def plain_trials(cfg: SweepConfig, artifacts) -> float:
 
 def tuned_trials(cfg: SweepConfig) -> float:
     started = time.perf_counter()
-    run_sweep(cfg, SPACES["replacement"](cfg))
+    run_sweep(cfg, SPACES["replacement"](cfg), prepare_real_shards(cfg), generator=None)
     return time.perf_counter() - started
 
 
@@ -126,7 +124,7 @@ def trials_alone(results_dir: Path, quick: bool) -> dict[str, float]:
     cfg = sweep_config("digits_quick", results_dir / "warm")
     if quick:
         cfg = replace(cfg, knob_values=(1.0,), classifier=replace(cfg.classifier, epochs=1, warmup_fraction=0.0))
-    artifacts = prepare_sweep(cfg, sweep_launch(cfg, in_tune_trial=False), generator=None)
+    artifacts = prepare_sweep(cfg, prepare_real_shards(cfg), generator=None)
     warmup = replace(cfg, name="warmup", classifier=replace(cfg.classifier, epochs=1, warmup_fraction=0.0))
     plain_trials(warmup, artifacts)  # samples the synthetic sets: every run below finds them cached
     threads = torch.get_num_threads()
@@ -169,8 +167,7 @@ def fresh_import_seconds() -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
+    parser = benchmark_parser(__doc__, "one round, and trials of one truncation and one epoch in part 2")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--recipe", choices=sorted(RECIPE_FLAGS), default="digits_quick")
     parser.add_argument("--results-dir", type=Path, default=Path("/tmp/bench-sweep"))

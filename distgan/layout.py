@@ -32,6 +32,7 @@ GAN_DIR = "gan"  # a gan-space trial's GAN job directory
 TRIAL_SAMPLES_DIR = "samples"  # a gan-space trial's synthetic sets (one per rung)
 # A sweep's own files.
 CONFIG_FILE = "config.json"
+SWEEP_TOKEN_FILE = ".sweep-token"  # a nonce the driver writes: a trial's node checks it sees the same (shared storage)
 
 
 def stage_file(out_dir: Path, stage: str) -> Path:
@@ -46,6 +47,12 @@ class SweepPaths:
     results_dir: Path
     name: str
 
+    @classmethod
+    def of(cls, out_dir: Path) -> "SweepPaths":
+        """The paths of the sweep whose directory is `out_dir` (e.g. `distgan report DIR`)."""
+        out_dir = Path(out_dir)
+        return cls(out_dir.parent, out_dir.name)
+
     @property
     def out_dir(self) -> Path:
         """The sweep's trials, state and report."""
@@ -54,6 +61,10 @@ class SweepPaths:
     @property
     def config_file(self) -> Path:
         return self.out_dir / CONFIG_FILE
+
+    @property
+    def token_file(self) -> Path:
+        return self.out_dir / SWEEP_TOKEN_FILE
 
     @property
     def trials_dir(self) -> Path:

@@ -1,14 +1,11 @@
-"""The result schema, one place for the writers (experiments/) and the readers (analysis/): file names, the
-experiments and training sets, the keys of a trial's `result.json`, and the generator's knobs. It imports only
-`distgan.errors`."""
+"""The result schema, one place for the writers (experiments/) and the readers (analysis/): the experiments and
+training sets, the keys of a trial's `result.json`, and the generator's knobs (file names: layout.py). It imports
+only `distgan.errors`."""
 
 from dataclasses import dataclass
 
 from distgan.errors import ConfigError
 
-RESULT_NAME = "result.json"  # one per trial directory: trials/<trial>/result.json
-SAMPLES_NAME = "samples.png"  # a trial's sample grid, one row per class
-LOSSES_NAME = "losses.csv"  # a GAN job's D and G losses per iteration, beside its generator.pt (docs/gans.md)
 EXPERIMENTS = ("replacement", "augmentation", "gan", "gan-test")  # also the order of the report's sections
 TRAINING_SETS = ("real", "synthetic", "real+synthetic")  # what a trial's classifier was trained on
 

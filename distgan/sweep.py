@@ -20,9 +20,9 @@ import yaml
 from distgan.config import SweepConfig
 from distgan.errors import ConfigError, DistganError
 from distgan.experiments.artifacts import prepare_real_shards
-from distgan.experiments.synthetic import resolve_generator
 from distgan.experiments.spaces import build_space, experiment_of, with_space_fields
 from distgan.experiments.sweep import SweepOutcome, require_resumable, run_sweep
+from distgan.experiments.synthetic import resolve_generator
 from distgan.flags import add_flags, apply_flags, with_overrides
 from distgan.recipes import RECIPES
 from distgan.validate import validate

@@ -1,57 +1,35 @@
-"""Shared fixtures: the repository root, digits shards, and reference implementations of metrics from their packages."""
+"""Shared fixtures: a fresh-clone copy of the checkout, digits shards, and the one Ray instance the in-process
+sweeps of the session share. What tests repeat that is not a fixture lives in helpers.py."""
 
 import os
-import shlex
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from helpers import REPO, USER_ENV, copy_checkout, readme_commands
 
-REPO = Path(__file__).resolve().parents[1]
-# What a user's shell has after `. .venv/bin/activate`: this interpreter's `python` and `distgan` first on PATH.
-USER_ENV = os.environ | {
-    "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-    "RAY_AUTH_MODE": "disabled",
-    "PYTHONUNBUFFERED": "1",
-}
+__all__ = ["REPO", "USER_ENV", "readme_commands"]  # test modules import these from here too
 
 
 @pytest.fixture(scope="session")
-def checkout(tmp_path_factory) -> Path:
+def checkout(tmp_path_factory):
     """A copy of this checkout as a fresh clone has it (tracked and not-ignored files; no results/, no .venv), where
     the README's commands run as typed, relative paths and all. The tests share it: the main job's caches serve
     the sweeps that follow it, as they would a user's."""
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=REPO, capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
-    root = tmp_path_factory.mktemp("clone") / "distgan"
-    for name in filter(None, listed.split("\0")):
-        if (REPO / name).is_file():
-            (root / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, root / name)
-    return root
+    return copy_checkout(tmp_path_factory.mktemp("clone") / "distgan")
 
 
-def readme_commands(heading: str) -> list[list[str]]:
-    """The commands of the first ```bash block under README.md's `heading`, as argv lists: continuation lines
-    joined, comments dropped."""
-    lines = (REPO / "README.md").read_text().splitlines()
-    start = lines.index(heading)
-    begin = next(i for i in range(start, len(lines)) if lines[i].startswith("```bash")) + 1
-    end = next(i for i in range(begin, len(lines)) if lines[i].startswith("```"))
-    commands, pending = [], ""
-    for line in lines[begin:end]:
-        pending += line
-        if pending.rstrip().endswith("\\"):
-            pending = pending.rstrip()[:-1] + " "
-            continue
-        if argv := shlex.split(pending, comments=True):
-            commands.append(argv)
-        pending = ""
-    return commands
+@pytest.fixture(scope="session")
+def ray_session():
+    """One Ray instance for the session's in-process sweeps (`run_sweep` starts Ray only where none is running):
+    the 2 CPUs of this machine, no dashboard; shut down at the session's end. A new local instance ("local"), never
+    one a multi-node test started with `ray start` (which address=None would join)."""
+    import ray
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    ray.init(address="local", num_cpus=2, include_dashboard=False)
+    yield
+    ray.shutdown()
 
 
 @pytest.fixture(scope="session")

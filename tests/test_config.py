@@ -1,15 +1,21 @@
-"""Config tree: overrides by flag and by YAML section, validation errors that name the flag."""
+"""Config tree: overrides by flag and by YAML section, validation errors that name the flag, at every entry point;
+the knob's one table."""
 
 import argparse
 import pickle
+from dataclasses import replace
 
 import pytest
 
-from distgan.config import SweepConfig, digest
+from distgan import cli
+from distgan.config import GanConfig, SweepConfig, digest
 from distgan.errors import ConfigError
 from distgan.flags import add_flags, flag_hints, with_overrides
+from distgan.models.checks import check_gan
 from distgan.recipes import digits_quick
-from distgan.sweep import parse_config
+from distgan.schema import KNOBS, check_knob_values, knob_header, knob_label, knob_prefix
+from distgan.sweep import parse_config, run
+from distgan.validate import validate
 
 
 def test_overrides_convert_types_and_nest():
@@ -31,7 +37,7 @@ def test_overrides_convert_types_and_nest():
     ("overrides", "message"),
     [
         ({"knob-values": "0.5,-0.5"}, r"--knob-values must be truncations > 0 \(got -0.5\)"),
-        ({"knob-values": "0"}, r"--knob-values must be truncations > 0 \(got 0.0\)"),
+        ({"knob-values": "0"}, r"--knob-values must be truncations > 0 \(got 0\)"),
         ({"knob-values": "0.5,0.5"}, r"--knob-values must be distinct"),
         ({"generator.kind": "stylegan"}, r"--generator.kind must be one of \['biggan', 'diffusers', 'distgan', "),
         ({"sample.truncation-convention": "clip"}, r"--sample.truncation-convention must be one of \['resample', "),
@@ -51,11 +57,75 @@ def test_overrides_convert_types_and_nest():
         ),
         ({"include-real": "maybe"}, r"--include-real must be true or false"),
         ({"gpus-per-worker": "0.5"}, r"--gpus-per-worker 0.5 with --workers-per-trial 2: the workers of a job need"),
+        ({"metrics.extractors": "domain,fid"}, r"--metrics.extractors must be a list of \['clip', 'dinov2', 'domain'"),
+        ({"metrics.metrics": "fid,fd"}, r"--metrics.metrics must be a list of \['is', 'fid'"),
+        ({"metrics.extractors": "dinov2"}, r"--metrics.dinov2-weights must be given with --metrics.extractors dinov2"),
+        ({"space": "grid"}, r"--space: unknown space 'grid'; choose from \['augmentation', 'gan', 'gan-test', "),
+        ({"space": "absent.yaml"}, r"--space: absent.yaml not found"),
     ],
 )
 def test_bad_values_raise_config_error_naming_the_flag(overrides, message):
-    with pytest.raises(ConfigError, match=message):
-        with_overrides(SweepConfig(), overrides)
+    with pytest.raises(ConfigError, match=message) as refused:
+        validate(with_overrides(SweepConfig(), overrides))
+    assert "\n" not in str(refused.value)  # one line
+
+
+BAD_NAMES = {  # flag: (an unregistered value, the start of the message that refuses it)
+    "--gan.arch": ("stylegan", r"^--gan.arch must be one of \['acgan', 'biggan', 'dcgan', 'sngan-projection'\]"),
+    "--classifier.arch": ("resnet99", r"^--classifier.arch must be one of \['resnet20', "),
+    "--generator.kind": ("stylegan", r"^--generator.kind must be one of \['biggan', 'diffusers', 'distgan', "),
+}
+STAGE_OF = {"--gan.arch": "train-gan", "--classifier.arch": "train-classifier", "--generator.kind": "sample"}
+STAGE_ARGS = {
+    "train-gan": ["--data", "shards", "--out", "out"],
+    "train-classifier": ["--train", "shards", "--test", "shards", "--out", "out"],
+    "sample": ["--like", "shards", "--out", "out", "--knob-value", "0.5"],
+}
+
+
+@pytest.mark.parametrize("flag", BAD_NAMES)
+def test_every_entry_point_refuses_a_bad_name_before_any_work(flag, tmp_path, monkeypatch):
+    """The config holds any name (it imports no registry); the sweep's parse, `distgan.sweep.run`, each CLI stage
+    and a trial's GAN overrides refuse an unregistered one by flag, in one line, before reading any file."""
+    value, message = BAD_NAMES[flag]
+    cfg = with_overrides(SweepConfig(), {flag.removeprefix("--"): value})  # the config takes it: names are not its
+    monkeypatch.chdir(tmp_path)  # nothing here: a stage that got past its check would fail on the missing shards
+    refusals = []
+    with pytest.raises(ConfigError, match=message) as refused:
+        parse_config([flag, value])
+    refusals.append(refused.value)
+    with pytest.raises(ConfigError, match=message) as refused:
+        run(cfg)
+    refusals.append(refused.value)
+    stage = STAGE_OF[flag]
+    args = cli.build_parser().parse_args([stage, *STAGE_ARGS[stage], flag, value])
+    with pytest.raises(ConfigError, match=message) as refused:
+        args.run(args)
+    refusals.append(refused.value)
+    assert all("\n" not in str(error) for error in refusals)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "results").exists()
+
+
+def test_a_trials_gan_overrides_are_checked_by_name_and_size():
+    with pytest.raises(ConfigError, match=r"^--gan.loss must be one of \['hinge', 'nonsaturating', 'wgan-gp'\]"):
+        check_gan(replace(GanConfig(), loss="wasserstein"))
+    with pytest.raises(ConfigError, match=r"^--data.image-size must be 4·2\^k or 7·2\^k .*--gan.arch dcgan .*got 12"):
+        check_gan(replace(GanConfig(), arch="dcgan"), image_size=12)
+    check_gan(replace(GanConfig(), arch="dcgan"), image_size=16)
+
+
+def test_the_knob_table_names_each_knob_once():
+    truncation, guidance = KNOBS["truncation"], KNOBS["guidance"]
+    assert truncation.defaults == (0.2, 0.42, 0.5, 0.6, 0.8, 1.0, 1.5, 2.0)  # Ravuri & Vinyals (2019), Table 1
+    assert guidance.defaults == (1.0, 1.5, 2.0, 3.0, 4.0)
+    assert [knob_label("truncation"), knob_header("guidance"), knob_prefix("truncation")] == ["τ", "Guidance scale w",
+                                                                                             "tau"]  # fmt: skip
+    assert [knob_label("steps"), knob_header(None), knob_prefix("steps")] == ["steps", "Knob", "steps"]
+    assert SweepConfig().knob_values == truncation.defaults  # a GAN the sweep trains: the paper's τ
+    check_knob_values("guidance", (1.0,))  # the bound itself: w = 1 is plain conditional sampling
+    with pytest.raises(ConfigError, match=r"^--knob-values must be guidance scales ≥ 1 \(got 0.5\)$"):
+        check_knob_values("guidance", (1.5, 0.5))
+    check_knob_values("steps", (-3.0,))  # a knob the table does not know takes any value
 
 
 def test_digest_changes_with_any_field_and_only_then():

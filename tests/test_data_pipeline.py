@@ -22,7 +22,8 @@ from distgan.data.mixtures import class_quotas, write_mixture
 from distgan.data.order import rank_indices
 from distgan.data.shards import BadSamples, read_shards, write_shards
 from distgan.data.sources import ImageSplit
-from distgan.data.writer import ShardOptions, tar_index_lines, write_array_shards, write_index
+from distgan.data.tarindex import tar_index_lines, write_index
+from distgan.data.writer import ShardOptions, write_array_shards
 from distgan.errors import ConfigError, DataError
 
 HAVE_DALI = importlib.util.find_spec("nvidia.dali") is not None

@@ -20,13 +20,14 @@ from distgan.config import DataConfig, EngineConfig, GanConfig, SweepConfig
 from distgan.data.sources import load_split
 from distgan.errors import ConfigError
 from distgan.flags import with_overrides
-from distgan.models.gan import GAN_ARCHS, build_gan, load_generator, save_generator
+from distgan.models.gan import GAN_ARCHS, load_generator
 from distgan.models.gans.dcgan import DcganDiscriminator
 from distgan.models.gans.ema import GeneratorAverage
 from distgan.models.gans.losses import GAN_LOSSES, discriminator_terms, generator_terms, gradient_penalty
 from distgan.runtime import distributed
 from distgan.runtime.atomic import load_plain
-from distgan.train.gan import curve_columns, train_gan
+from distgan.train.gan import build_gan, curve_columns, resolved_gan, save_generator, train_gan
+from distgan.validate import validate, validate_section
 
 ARCHS, LOSSES = sorted(GAN_ARCHS), sorted(GAN_LOSSES)
 # Exact resume: each architecture once, each loss at least once (the first architecture's hinge run is
@@ -86,8 +87,8 @@ def test_every_arch_makes_native_sizes_in_range(arch, tmp_path):
 def test_sizes_an_arch_cannot_make_are_refused_naming_arch_and_rule():
     rule = r"4·2\^k or 7·2\^k with k ≥ 1 \(8, 14, 16, 28, 32, .*--gan.arch dcgan grows a 4×4 or 7×7 map"
     with pytest.raises(ConfigError, match=rf"^--data.image-size must be {rule} by ×2 stages \(got 12\)$"):
-        SweepConfig(data=DataConfig(image_size=12), gan=GanConfig(arch="dcgan"))
-    assert SweepConfig(data=DataConfig(image_size=28)).data.image_size == 28  # MNIST's own size, any arch
+        validate(SweepConfig(data=DataConfig(image_size=12), gan=GanConfig(arch="dcgan")))
+    assert validate(SweepConfig(data=DataConfig(image_size=28))).data.image_size == 28  # MNIST's own size, any arch
     with pytest.raises(ConfigError, match=rf"GAN image size must be {rule}.*\(got 24\)"):
         build_gan(GanConfig(arch="dcgan"), num_classes=10, image_size=24, channels=1)
     with pytest.raises(ConfigError, match=r"--gan.latent-dim must be ≥ 4 for --gan.arch biggan at 32 px"):
@@ -111,16 +112,16 @@ def test_sizes_an_arch_cannot_make_are_refused_naming_arch_and_rule():
 )
 def test_bad_gan_fields_are_named(overrides, message):
     with pytest.raises(ConfigError, match=message):
-        with_overrides(GanConfig(), overrides)
+        validate_section(with_overrides(GanConfig(), overrides))
 
 
 def test_the_schedule_and_betas_follow_the_loss_unless_set():
-    assert (GanConfig().resolved().d_steps_schedule, GanConfig().resolved().beta1) == ("2", 0.0)
+    assert (resolved_gan(GanConfig()).d_steps_schedule, resolved_gan(GanConfig()).beta1) == ("2", 0.0)
     # As the CLI builds it: the default config, then --gan.loss wgan-gp.
-    wgan = with_overrides(GanConfig(), {"loss": "wgan-gp"}).resolved()
+    wgan = resolved_gan(with_overrides(GanConfig(), {"loss": "wgan-gp"}))
     assert (wgan.d_steps_schedule, wgan.beta1, wgan.beta2) == ("5", 0.0, 0.9)  # Gulrajani et al., Algorithm 1
-    assert GanConfig(loss="wgan-gp", d_steps_schedule="3", beta2=0.99).resolved().d_steps_schedule == "3"
-    assert GanConfig(loss="wgan-gp", beta2=0.99).resolved().beta2 == 0.99
+    assert resolved_gan(GanConfig(loss="wgan-gp", d_steps_schedule="3", beta2=0.99)).d_steps_schedule == "3"
+    assert resolved_gan(GanConfig(loss="wgan-gp", beta2=0.99)).beta2 == 0.99
 
 
 # The objectives.
@@ -356,7 +357,7 @@ def job(out: Path, train_dir: Path) -> None:
     """Under torchrun, 2 workers, on each backend: the penalised D step, and `two_worker_combos` for JOB_ITERATIONS
     iterations, those of RESUMED with checkpoints and again, stopped at iteration 2 and resumed; the tests above
     read what it wrote."""
-    from distgan.experiments.workers import GanJob, gan_worker
+    from distgan.jobs.gan import GanJob, gan_worker
 
     distributed.init_from_env()
     for backend in BACKENDS:

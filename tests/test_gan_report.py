@@ -5,20 +5,18 @@ columns. Also the t-SNE function, the recipes and the size of synthetic sets (`-
 
 import csv
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import USER_ENV
+from helpers import run_sweep_in_process
 from PIL import Image
 
 from distgan.analysis.embedding import read_embedding, tsne_embedding, write_embedding
 from distgan.config import SampleConfig, SweepConfig
 from distgan.errors import ConfigError
-from distgan.experiments.generated import synthetic_labels
 from distgan.flags import with_overrides
+from distgan.generators.synthetic import synthetic_labels
 from distgan.models.gan import GAN_ARCHS
 from distgan.recipes import RECIPES
 
@@ -42,19 +40,20 @@ def small_fashion_mnist(checkout) -> Path:
 
 
 @pytest.fixture(scope="module")
-def arch_sweep(checkout, small_fashion_mnist) -> Path:
+def arch_sweep(checkout, small_fashion_mnist, ray_session) -> Path:
+    """The sweep typed in the checkout, run in this process on the session's Ray instance."""
     space = checkout / "archs.yaml"
     space.write_text(f"experiment: gan-test\ngan: {{arch: [{', '.join(ARCHS)}], seed: 0}}\n")
-    command = [
-        sys.executable, "tune/sweep.py", "--recipe", "nyu_mnist", "--space", "archs.yaml", "--name", "nyu-archs",
+    flags = [
+        "--recipe", "nyu_mnist", "--space", "archs.yaml", "--name", "nyu-archs",
         "--data.source", "npz", "--data.path", small_fashion_mnist.name, "--gan.iterations", "20",
         "--gan.g-width", "16", "--gan.d-width", "16", "--gan.batch-size", "32", "--sample.num-images", "60",
         "--classifier.epochs", "1", "--metrics.extractor-epochs", "1", "--metrics.kid-subsets", "10",
-        "--workers-per-trial", "1", "--cpus-per-worker", "1",
+        "--workers-per-trial", "1", "--cpus-per-worker", "1", "--results-dir", str(checkout / "results"),
     ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, timeout=400, env=USER_ENV, cwd=checkout)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
-    return checkout / "results" / "nyu-archs"
+    done = run_sweep_in_process(checkout, *flags)
+    assert done.out_dir == checkout / "results" / "nyu-archs"
+    return done.out_dir
 
 
 def test_gan_test_sweep_over_the_four_archs_draws_loss_curves_and_tsne(arch_sweep):

@@ -2,16 +2,15 @@
 (pytorch-pretrained-biggan's architecture) and a DiT pipeline (diffusers), both at random weights (none can be fetched
 here), on a small digits set whose classes are named by ImageNet synsets (as an ImageNet image-folder tree's are) or
 mapped onto them with --generator.synsets. A random generator teaches nothing: these check the doors, the knob, the
-fitting to the real images and what the results record, not accuracy."""
+fitting to the real images and what the results record, not accuracy. The sweeps run in this process on the
+session's Ray instance, as typed in the checkout's copy."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import USER_ENV
+from helpers import SweepRun, run_sweep_in_process
 from model_builders import save_random_biggan, save_tiny_dit
 
 from distgan.data.sources import load_split
@@ -32,14 +31,14 @@ def small_digits(checkout) -> Path:
     return path
 
 
-def sweep(checkout: Path, *args: str) -> subprocess.CompletedProcess:
-    done = subprocess.run([sys.executable, "tune/sweep.py", "--space", "replacement", *SMALL, *args],
-                          capture_output=True, text=True, timeout=400, env=USER_ENV, cwd=checkout)  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
-    return done
+def sweep(checkout: Path, *args: str) -> SweepRun:
+    """`python tune/sweep.py --space replacement SMALL ARGS` typed in the checkout, its results where it puts them."""
+    return run_sweep_in_process(
+        checkout, "--space", "replacement", *SMALL, *args, "--results-dir", str(checkout / "results")
+    )
 
 
-def test_biggan_deep_samples_at_truncations_in_its_own_convention(checkout, small_digits):
+def test_biggan_deep_samples_at_truncations_in_its_own_convention(checkout, small_digits, ray_session):
     weights = save_random_biggan(checkout / "biggan-deep-128", channel_width=8)  # the real layout, a narrow width
     done = sweep(
         checkout,
@@ -56,7 +55,7 @@ def test_biggan_deep_samples_at_truncations_in_its_own_convention(checkout, smal
         "--knob-values",
         "0.4",
     )
-    assert "| Training set | Truncation τ |" in done.stdout
+    assert "| Training set | Truncation τ |" in done.table
     result = json.loads((checkout / "results" / "biggan" / "trials" / "tau0.4" / "result.json").read_text())
     identity = result["sampling"]["generator"]
     assert identity["kind"] == "biggan" and identity["truncation_convention"] == "scale"  # BigGAN's own
@@ -69,7 +68,7 @@ def test_biggan_deep_samples_at_truncations_in_its_own_convention(checkout, smal
     )
 
 
-def test_dit_samples_at_guidance_scales_with_classes_mapped_by_flag(checkout, small_digits):
+def test_dit_samples_at_guidance_scales_with_classes_mapped_by_flag(checkout, small_digits, ray_session):
     """The digits' own class names ("0".."9", no class_names key) mapped onto ImageNet by --generator.synsets."""
     plain = checkout / "plain_digits.npz"
     with np.load(small_digits) as npz:
@@ -78,7 +77,7 @@ def test_dit_samples_at_guidance_scales_with_classes_mapped_by_flag(checkout, sm
     done = sweep(checkout, "--name", "dit", "--data.source", "npz", "--data.path", "plain_digits.npz",
                  "--generator.kind", "diffusers", "--generator.weights", "dit-tiny", "--generator.target", "steps=2",
                  "--generator.synsets", ",".join(SYNSETS), "--knob-values", "1,4")  # fmt: skip
-    assert "| Training set | Guidance scale w |" in done.stdout
+    assert "| Training set | Guidance scale w |" in done.table
     results = {w: json.loads((checkout / "results" / "dit" / "trials" / f"guidance{w}" / "result.json").read_text())
                for w in (1, 4)}  # fmt: skip
     assert [results[w]["knob"] for w in (1, 4)] == ["guidance", "guidance"]

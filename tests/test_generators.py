@@ -16,9 +16,10 @@ from distgan.data.shards import write_shards
 from distgan.data.sources import ImageSplit
 from distgan.errors import ConfigError, DataError
 from distgan.generators import checked_sample, knob_values, open_generator
-from distgan.models.gan import ConditionalGenerator, save_generator
+from distgan.models.gan import ConditionalGenerator
 from distgan.models.truncation import sample_images, truncated_latents
 from distgan.runtime.hashing import sha256_of
+from distgan.train.gan import save_generator
 
 REPO = Path(__file__).resolve().parents[1]
 CPU = torch.device("cpu")

@@ -1,6 +1,7 @@
 """The `biggan` and `diffusers` generator kinds, with the real architectures at random weights (none can be fetched
 here): BigGAN-deep 128 from pytorch-pretrained-biggan's config class, a tiny DiTPipeline from diffusers' classes,
-each saved in its package's layout and loaded through its builder."""
+each saved in its package's layout and loaded through its builder; and the precision they sample in (bf16 autocast,
+the GPUs' default, run here on the CPU), within a stated tolerance of fp32 and recorded with the set."""
 
 import numpy as np
 import pytest
@@ -12,14 +13,18 @@ from scipy import stats
 from distgan.data.transforms import to_uint8_images
 from distgan.errors import ConfigError
 from distgan.generators import LoadedGenerator, checked_sample, open_generator
-from distgan.generators.biggan import BigGANGenerator
-from distgan.generators.diffusers_dit import parse_steps
+from distgan.generators.biggan import BigGANGenerator, load_biggan
+from distgan.generators.diffusers_dit import DiTGenerator, load_dit_pipeline, parse_steps
 from distgan.generators.imagenet_synsets import IMAGENET_SYNSETS, imagenet_class_indices
+from distgan.generators.precision import Precision, sampling_precision
+from distgan.generators.sampling import sample_to_shards
+from distgan.runtime.distributed import PRECISION_ENV
 from distgan.runtime.hashing import sha256_of
 
 CPU = torch.device("cpu")
 # Three real classes, in an image-folder tree's (sorted) order: tench, goldfish, toilet tissue.
 SYNSETS = ["n01440764", "n01443537", "n15075141"]
+FP32, BF16 = Precision(None, tf32=False), Precision(torch.bfloat16, tf32=False)
 
 
 def seeded(seed: int) -> torch.Generator:
@@ -187,3 +192,58 @@ def test_dit_refuses_what_it_cannot_do(dit, dit_dir):
         dit.sample(torch.tensor([0]), 0.5, seeded(0))
     with pytest.raises(ConfigError, match="model_index.json"):
         open_dit(dit_dir / "vae")
+
+
+# Precision.
+
+
+def level_differences(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return (a.int() - b.int()).abs().float()
+
+
+@pytest.fixture(scope="module")
+def narrow_biggan_dir(tmp_path_factory):
+    """BigGAN-deep 128 at 1/8 of its channel width (the package's config, channel_width 16): two forwards, not five."""
+    return save_random_biggan(tmp_path_factory.mktemp("biggan-deep-128-narrow"), channel_width=16)
+
+
+def test_biggan_in_bf16_is_within_a_level_of_fp32(narrow_biggan_dir):
+    """bf16 autocast over the fp32 weights (measured: mean 0.12 level, max 1): within mean 1, max 8 levels of 255."""
+    labels, imagenet_index_K = torch.tensor([0, 1, 2, 0]), imagenet_class_indices(SYNSETS, num_classes=3, kind="biggan")
+    images = {}
+    for precision in (FP32, BF16):
+        biggan = BigGANGenerator(load_biggan(narrow_biggan_dir), imagenet_index_K, device=CPU, arithmetic=precision,
+                                 truncation_convention="scale", truncation_factor=2.0)  # fmt: skip
+        images[precision.name] = biggan.sample(labels, 0.5, seeded(1))
+    difference = level_differences(images["fp32"], images["bf16"])
+    assert 0 < difference.mean() <= 1 and difference.max() <= 8  # > 0: bf16 did run
+
+
+def test_dit_in_bf16_is_within_a_few_levels_of_fp32(dit_dir):
+    """bf16 autocast through the transformer's 2 steps and the VAE (measured: mean 0.9 level, max 6): within mean 2,
+    max 16 levels of 255."""
+    labels, imagenet_index_K = torch.tensor([0, 1, 2]), imagenet_class_indices(SYNSETS, num_classes=3, kind="diffusers")
+    images = {}
+    for precision in (FP32, BF16):
+        dit = DiTGenerator(load_dit_pipeline(dit_dir), imagenet_index_K, device=CPU, num_inference_steps=2,
+                           arithmetic=precision)  # fmt: skip
+        images[precision.name] = dit.sample(labels, 4.0, seeded(1))
+    difference = level_differences(images["fp32"], images["bf16"])
+    assert 0 < difference.mean() <= 2 and difference.max() <= 16
+
+
+def test_precision_follows_the_device_and_the_set_records_it(narrow_biggan_dir, dit_dir, tmp_path, monkeypatch):
+    """fp32 on the CPU unless DISTGAN_PRECISION asks for bf16 (GPUs default to bf16 with TF32); the sampled set's
+    provenance says which, through the fitting the sweeps wrap generators in."""
+    monkeypatch.delenv(PRECISION_ENV, raising=False)
+    assert sampling_precision(CPU) == FP32 and open_biggan(narrow_biggan_dir).precision == "fp32"
+    assert open_dit(dit_dir).precision == "fp32"
+    assert Precision(torch.bfloat16, tf32=True).name == "bf16+tf32"  # a GPU's
+    monkeypatch.setenv(PRECISION_ENV, "bf16")
+    assert sampling_precision(CPU) == BF16 and BF16.name == "bf16"
+    loaded = open_biggan(narrow_biggan_dir)
+    manifest = sample_to_shards(loaded, np.array([0, 2]), tuple(SYNSETS), 0.5, seed=0, out_dir=tmp_path / "set",
+                                shard_size=2, provenance={}, batch_size=2, encode_workers=1,
+                                fit_to=(32, 3))  # fmt: skip
+    assert manifest["provenance"]["sampling"]["precision"] == "bf16"
+    assert manifest["image_shape_HWC"] == [32, 32, 3]

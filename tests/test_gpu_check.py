@@ -1,6 +1,7 @@
 """benchmarks/gpu_check.py on a machine without a GPU (issue 14): it says so in one line and exits 3; `--rehearse`
 runs every part's code on the CPU at tiny sizes (gloo for NCCL, DALI's cpu decoder, a small CNN where InceptionV3
-would take minutes), prints the table with no FAIL row and exits 3."""
+would take minutes), prints the table with no FAIL row and exits 3. Parts 9-11 (issue 23): the sampling job of the
+distgan and biggan kinds, the reference and scoring jobs, per-class metrics at 1,000 classes."""
 
 import json
 import os
@@ -21,10 +22,14 @@ ENV = os.environ | {
     "PYTHONUNBUFFERED": "1",
     "TORCH_EXTENSIONS_DIR": os.environ.get("TORCH_EXTENSIONS_DIR", str(REPO / ".cache" / "torch_extensions")),
 }
-PARTS = ["1", "2a", "2b", "3", "4", "5", "6", "7", "8"]
+PARTS = ["1", "2a", "2b", "3", "4", "5", "6", "7", "8", "9", "10", "11"]
 # Parts that need torch and numpy alone; the DDP engine's bf16 part also needs Pillow and tqdm (distgan.config,
-# distgan.train.gan), which a bare GPU machine may lack.
-RUN_ON_ANY_CPU = {"1", "4", "5", "6", "8"} | ({"2a"} if all(find_spec(m) for m in ("PIL", "tqdm")) else set())
+# distgan.train.gan), which a bare GPU machine may lack; the sampling and scoring jobs write and read shards.
+RUN_ON_ANY_CPU = (
+    {"1", "4", "5", "6", "8", "11"}
+    | ({"2a"} if all(find_spec(m) for m in ("PIL", "tqdm")) else set())
+    | ({"9", "10"} if all(find_spec(m) for m in ("PIL", "tqdm", "webdataset", "scipy")) else set())
+)
 
 
 def test_without_a_gpu_it_says_so_in_one_line_and_exits_3():
@@ -39,7 +44,7 @@ def test_without_a_gpu_it_says_so_in_one_line_and_exits_3():
 def test_rehearsal_runs_every_part_on_the_cpu(tmp_path):
     start = time.perf_counter()
     done = subprocess.run([sys.executable, str(SCRIPT), "--rehearse", "--json", str(tmp_path / "rows.json")],
-                          cwd=REPO, env=ENV, capture_output=True, text=True, timeout=300)  # fmt: skip
+                          cwd=REPO, env=ENV, capture_output=True, text=True, timeout=600)  # fmt: skip
     wall_sec = time.perf_counter() - start
     assert done.returncode == 3, done.stdout[-3000:] + done.stderr[-3000:]
     out = done.stdout.splitlines()

@@ -20,16 +20,16 @@ from distgan.data import dali_pipeline
 from distgan.errors import ConfigError, DataError
 from distgan.metrics.extraction import ImageSource, extract
 from distgan.metrics.extractors import build_extractor, wrap_model
-from distgan.metrics.inputs import load_shard_set
+from distgan.metrics.inputs import shard_image_set
 from distgan.models.classifiers import build_classifier, load_classifier, save_classifier
 
 # One thread per rank: two ranks do not oversubscribe two cores. DeepSpeed's JIT-compiled extension is built once
-from distgan.models.gan import load_generator, save_generator
+from distgan.models.gan import load_generator
 from distgan.runtime import distributed
 from distgan.train import launch
 from distgan.train.checkpoint import load_training_checkpoint
 from distgan.train.classifier import evaluate_classifier
-from distgan.train.gan import build_gan
+from distgan.train.gan import build_gan, save_generator
 
 # into a folder kept between runs (the repository's ignored .cache/).
 ENV = os.environ | {
@@ -195,9 +195,12 @@ def test_fractional_gpus_are_refused_for_multi_worker_jobs(tmp_path):
         job(workers, gpus)
 
 
-def test_one_collective_backend_per_device_type():
+def test_one_collective_backend_per_device_type(monkeypatch):
+    monkeypatch.setattr(torch.distributed, "is_nccl_available", lambda: True)  # a CUDA build of torch
     assert distributed.collective_backend("cuda") == "nccl"
     assert distributed.collective_backend("cpu") == "gloo"
+    monkeypatch.setattr(torch.distributed, "is_nccl_available", lambda: False)  # this CPU build: GPUs Ray accounts
+    assert distributed.collective_backend("cuda") == "gloo"
 
 
 # 5. Files are loaded without running code.
@@ -262,7 +265,7 @@ def test_save_real_stats_under_torchrun(digits_shards, tmp_path):
     assert done.returncode == 0, done.stderr[-4000:]
     assert json.loads(done.stdout)["real_stats"] == str(stats)
     # Equal to the statistics of one process.
-    alone = extract(build_extractor("domain", model), load_shard_set(digits_shards / "train").source,
+    alone = extract(build_extractor("domain", model), shard_image_set(digits_shards / "train").source,
                     keep_logits=False).stats.mean_and_covariance()  # fmt: skip
     with np.load(stats) as saved:
         assert sorted(saved.files) == ["mu", "sigma"]

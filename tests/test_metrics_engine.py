@@ -58,12 +58,14 @@ def test_compute_equals_the_metric_functions_on_the_same_extraction(extractor, d
     assert scores["precision"] == pytest.approx(pr["precision"]) and scores["coverage"] == pytest.approx(pr["coverage"])
     per_class = scores["per_class"]
     assert len(per_class) == 10 and sum(entry["num_samples"] for entry in per_class.values()) == 360
-    three_real = real_x.class_stats[3].mean_and_covariance()
-    three_fake = fake_x.class_stats[3].mean_and_covariance()
-    assert per_class["3"]["fid"] == pytest.approx(frechet_distance(*three_fake, *three_real))
-    assert per_class["3"]["fid"] > 0 and per_class["3"]["inception_score_mean"] >= 1.0
-    # Per-class KID on each class's kept features, beside the counts it rests on.
+    # Per-class FID and KID on each class's kept features, beside the counts they rest on.
     labels_r, labels_f = real.source.labels_N, fake.source.labels_N
+    three_real = real_x.feats_ND[torch.as_tensor(labels_r == 3)].double().numpy()
+    three_fake = fake_x.feats_ND[torch.as_tensor(labels_f == 3)].double().numpy()
+    direct = frechet_distance(three_fake.mean(0), np.cov(three_fake, rowvar=False), three_real.mean(0),
+                              np.cov(three_real, rowvar=False))  # fmt: skip
+    assert per_class["3"]["fid"] == pytest.approx(direct, rel=1e-6)
+    assert per_class["3"]["fid"] > 0 and per_class["3"]["inception_score_mean"] >= 1.0
     size = int(min((labels_r == 3).sum(), (labels_f == 3).sum()))
     three_kid = kernel_inception_distance(real_x.feats_ND[torch.as_tensor(labels_r == 3)],
                                           fake_x.feats_ND[torch.as_tensor(labels_f == 3)], num_subsets=5,
@@ -107,8 +109,8 @@ def test_stats_files_are_read_by_pytorch_fid(tmp_path, extractor, digits):
         "pytorch_fid", "fid_score.py", "compute_statistics_of_path",
         ("torchvision", "torchvision.transforms", "pytorch_fid.inception"),
     )  # fmt: skip
-    x = extract(extractor, digits[0].source, per_class=True)
-    ref = ReferenceStats.from_stats(x.stats, x.class_stats, identity={"k": 1})
+    x = extract(extractor, digits[0].source)
+    ref = ReferenceStats.from_stats(x.stats, identity={"k": 1})
     save_pytorch_fid_npz(tmp_path / "theirs.npz", ref)
     save_stats(tmp_path / "ours.npz", ref)
     for name in ("theirs.npz", "ours.npz"):
@@ -116,8 +118,7 @@ def test_stats_files_are_read_by_pytorch_fid(tmp_path, extractor, digits):
         np.testing.assert_array_equal(mu, ref.mu_D)
         np.testing.assert_array_equal(sigma, ref.sigma_DD)
     ours = load_stats(tmp_path / "ours.npz")
-    assert ours.count == 1437 and ours.identity == {"k": 1} and sorted(ours.class_stats) == list(range(10))
-    np.testing.assert_array_equal(ours.class_stats[4][1], ref.class_stats[4][1])
+    assert ours.count == 1437 and ours.identity == {"k": 1}
     (tmp_path / "broken.npz").write_bytes(b"not a zip")
     with pytest.raises(DataError, match="broken.npz"):
         load_stats(tmp_path / "broken.npz")
@@ -131,16 +132,14 @@ def test_cache_hits_when_valid_and_recomputes_on_any_identity_change(tmp_path):
         return ReferenceStats(np.full(3, value), np.eye(3) * value, count=10)
 
     identity = {"manifest_sha256": "a" * 64, "extractor": "inception", "weights_sha256": "b" * 64, "resize": "x"}
-    first, hit = cached_stats(tmp_path, identity, compute_stats, need_per_class=False)
-    again, hit_again = cached_stats(tmp_path, identity, lambda: pytest.fail("recomputed"), need_per_class=False)
+    first, hit = cached_stats(tmp_path, identity, compute_stats)
+    again, hit_again = cached_stats(tmp_path, identity, lambda: pytest.fail("recomputed"))
     assert (hit, hit_again) == (False, True) and np.array_equal(again.mu_D, first.mu_D)
     for key in identity:  # a different dataset, extractor, weights or resize never reads the old file
         changed = identity | {key: "c"}
-        _, hit = cached_stats(tmp_path, changed, lambda: compute_stats(2.0), need_per_class=False)
+        _, hit = cached_stats(tmp_path, changed, lambda: compute_stats(2.0))
         assert not hit
-    # Per-class statistics asked for but not cached: recomputed, not silently missing.
-    _, hit = cached_stats(tmp_path, identity, compute_stats, need_per_class=True)
-    assert not hit and len(calls) == 6
+    assert len(calls) == 5
 
 
 def test_registry_refuses_duplicates_and_unknown_names():
@@ -196,15 +195,15 @@ def test_cli_metrics_on_images_npz_stats_and_shards(tmp_path):
     assert f"--fake {tmp_path / 'nope.npz'}: no such file" in missing.stderr
 
 
-def test_fake_inputs_are_checked_by_name(tmp_path):
+def test_fake_inputs_are_checked_by_name(tmp_path, digits_shards):
     from distgan.metrics.inputs import resolve_fake, resolve_real
 
-    kwargs = {"truncation": 1.0, "truncation_factor": 2.0, "seed": 0, "batch_size": 16}
+    kwargs = {"knob_value": 1.0, "truncation_factor": 2.0, "seed": 0, "sample_batch_size": 16, "shard_size": 2000}
     (tmp_path / "g.pt").write_bytes(b"junk")
     with pytest.raises(ConfigError, match="pass --like"):
         resolve_fake(tmp_path / "g.pt", like=None, **kwargs)
     with pytest.raises(DataError, match="g.pt: not a generator checkpoint"):
-        resolve_fake(tmp_path / "g.pt", like=tmp_path, **kwargs)
+        resolve_fake(tmp_path / "g.pt", like=digits_shards / "train", **kwargs)
     np.savez(tmp_path / "stats.npz", mu=np.zeros(3), sigma=np.eye(3))
     assert resolve_fake(tmp_path / "stats.npz", like=None, **kwargs).mu_D.shape == (3,)  # FID only: engine checks
     np.savez(tmp_path / "floats.npz", x=np.zeros((2, 4, 4, 1), np.float32))

@@ -10,8 +10,11 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from distgan.data.sources import load_split
+from distgan.generators import LoadedGenerator
+from distgan.generators.synthetic import SyntheticImages
 from distgan.metrics.extraction import ImageSource, extract, make_step
 from distgan.metrics.extractors import wrap_model
+from distgan.metrics.per_class import class_rows
 from distgan.models.classifiers import small_cnn
 
 
@@ -31,15 +34,22 @@ def _extractor(seed: int = 0):
     return wrap_model("domain", model)
 
 
-def _generated_source(chunk_size: int) -> ImageSource:
-    """A random conditional generator sampled on the fly (no images written)."""
-    from distgan.config import GanConfig
-    from distgan.train.gan import build_gan
+class _Noise:
+    """A generator behind the contract: uniform noise images, drawn from the torch.Generator it is handed."""
 
-    torch.manual_seed(1)
-    generator, _ = build_gan(GanConfig(g_width=8, d_width=8), num_classes=10, image_size=8, channels=1)
+    image_size, channels, knob = 8, 1, None
+
+    def sample(self, labels, knob_value, generator):
+        return torch.randint(0, 256, (len(labels), 8, 8, 1), generator=generator, dtype=torch.uint8)
+
+
+def _generated_source(chunk_size: int) -> ImageSource:
+    """Images generated on the fly, shard by shard as the sweep's sampler seeds them (no images written): any rank
+    can make any chunk."""
     labels = np.arange(90) % 10
-    return ImageSource.from_generator(generator, labels, truncation=0.5, factor=2.0, seed=3, chunk_size=chunk_size)
+    images = SyntheticImages(LoadedGenerator(_Noise(), 10, {}), labels, None, seed=3, shard_size=chunk_size,
+                             batch_size=chunk_size)  # fmt: skip
+    return ImageSource(len(labels), labels, images)
 
 
 def _assert_same(a, b, rtol=1e-6):
@@ -72,16 +82,15 @@ def test_kept_features_are_capped_to_the_first_images():
     torch.testing.assert_close(result.feats_ND, whole.feats_ND[:100])
 
 
-def test_per_class_statistics_equal_those_of_each_class_alone():
+def test_per_class_rows_equal_the_features_of_each_class_alone():
+    """per_class keeps the features; a class's rows of them are what extracting that class alone gives."""
     images, labels = _digits()
     extractor = _extractor()
     result = extract(extractor, ImageSource.from_array(images, labels), batch_size=50, per_class=True)
+    rows = class_rows(labels)
     for label in (0, 7):
-        alone = extract(extractor, ImageSource.from_array(images[labels == label]), batch_size=50)
-        mu, sigma = alone.stats.mean_and_covariance()
-        class_mu, class_sigma = result.class_stats[label].mean_and_covariance()
-        np.testing.assert_allclose(class_mu, mu, rtol=1e-5, atol=1e-6)
-        np.testing.assert_allclose(class_sigma, sigma, rtol=1e-5, atol=1e-6)
+        alone = extract(extractor, ImageSource.from_array(images[labels == label]), batch_size=50, keep_features=True)
+        torch.testing.assert_close(result.feats_ND[torch.as_tensor(rows[label])], alone.feats_ND, rtol=1e-5, atol=1e-6)
 
 
 def test_fused_compiled_path_equals_eager():
@@ -113,10 +122,14 @@ def _rank_main(rank: int, world: int, port: int, out_dir: str) -> None:
         result = extract(_extractor(), ImageSource.from_array(images, labels), batch_size=32, keep_features=True,
                          per_class=True, max_kept_features=250)  # fmt: skip
         generated = extract(_extractor(), _generated_source(16), batch_size=16)
+        # Fewer images than world × batch: rank 1 extracts no chunk, and still takes part in the gathers.
+        tiny = extract(_extractor(), ImageSource.from_array(images[:10], labels[:10]), batch_size=32,
+                       keep_features=True)  # fmt: skip
         if rank == 0:
-            payload = {"generated_sum": generated.stats.sum_D, "count": result.stats.count, "sum": result.stats.sum_D,
-                       "outer": result.stats.sum_outer_DD, "logits": result.logits_NK, "feats": result.feats_ND,
-                       "class3": result.class_stats[3].sum_D}  # fmt: skip
+            payload = {"tiny_logits": tiny.logits_NK, "tiny_feats": tiny.feats_ND,
+                       "generated_sum": generated.stats.sum_D, "count": result.stats.count,
+                       "sum": result.stats.sum_D, "outer": result.stats.sum_outer_DD,
+                       "logits": result.logits_NK, "feats": result.feats_ND}  # fmt: skip
             torch.save(payload, os.path.join(out_dir, "rank0.pt"))
     finally:
         dist.destroy_process_group()
@@ -131,10 +144,12 @@ def test_two_gloo_ranks_give_the_single_process_result(tmp_path):
     assert two["count"] == one.stats.count == 300
     torch.testing.assert_close(two["sum"], one.stats.sum_D, rtol=1e-9, atol=1e-9)
     torch.testing.assert_close(two["outer"], one.stats.sum_outer_DD, rtol=1e-9, atol=1e-9)
-    torch.testing.assert_close(two["class3"], one.class_stats[3].sum_D, rtol=1e-9, atol=1e-9)
     torch.testing.assert_close(two["logits"], one.logits_NK)  # same images, same order
     torch.testing.assert_close(two["feats"], one.feats_ND)
     assert two["feats"].shape == (250, 128)
+    tiny = extract(_extractor(), ImageSource.from_array(images[:10], labels[:10]), batch_size=32, keep_features=True)
+    torch.testing.assert_close(two["tiny_logits"], tiny.logits_NK)
+    torch.testing.assert_close(two["tiny_feats"], tiny.feats_ND)
     generated = extract(_extractor(), _generated_source(16), batch_size=16)
     assert generated.stats.count == 90
     torch.testing.assert_close(two["generated_sum"], generated.stats.sum_D, rtol=1e-9, atol=1e-9)

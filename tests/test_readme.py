@@ -1,12 +1,16 @@
-"""The README's "Stages one at a time", typed as written in a fresh copy of the checkout (relative paths, the
-`distgan` command of the activated venv), each stage's output checked where the README says it lands."""
+"""The README's "Stages one at a time", as written, from a fresh copy of the checkout (relative paths), each
+stage's output checked where the README says it lands. The stages run in this process through the `distgan`
+command's own entry (`distgan.cli.main`, given the typed arguments); the command as a process is typed in
+test_sweep.py (`distgan report`)."""
 
+import contextlib
+import io
 import json
-import subprocess
 
 import pytest
-from conftest import USER_ENV, readme_commands
+from helpers import readme_commands, working_directory
 
+from distgan import cli
 from distgan.data.manifest import read_manifest
 
 STAGES = readme_commands("## Stages one at a time")
@@ -17,9 +21,14 @@ def stages(checkout) -> dict[str, dict]:
     """{stage name: the JSON it printed}, the README's stages run in order in the checkout."""
     printed = {}
     for argv in STAGES:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=300, env=USER_ENV, cwd=checkout)
-        assert done.returncode == 0, f"{' '.join(argv)}\n{done.stderr[-3000:]}"
-        printed[argv[1] + (f" {argv[argv.index('--out') + 1]}" if "--out" in argv else "")] = json.loads(done.stdout)
+        assert argv[0] == "distgan", argv
+        stdout = io.StringIO()
+        with working_directory(checkout), contextlib.redirect_stdout(stdout):
+            code = cli.main(argv[1:])
+        assert code == 0, f"{' '.join(argv)}: exit {code}\n{stdout.getvalue()[-3000:]}"
+        printed[argv[1] + (f" {argv[argv.index('--out') + 1]}" if "--out" in argv else "")] = json.loads(
+            stdout.getvalue()
+        )
     return printed
 
 

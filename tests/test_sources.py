@@ -16,7 +16,7 @@ from sklearn.datasets import load_digits
 
 from distgan.config import DataConfig, SweepConfig
 from distgan.data.download import download, extract_tar
-from distgan.data.manifest import read_manifest
+from distgan.data.manifest import read_manifest, shuffled_order
 from distgan.data.shards import read_shards
 from distgan.data.sources import (
     CIFAR10_CLASS_NAMES,
@@ -263,10 +263,13 @@ def test_a_sweep_streams_an_image_folder_into_the_shards_the_in_memory_reader_gi
     _write_pngs(tmp_path / "tree" / "train", x[:40], y[:40], CIFAR10_CLASS_NAMES)
     _write_pngs(tmp_path / "tree" / "test", x[40:60], y[40:60], CIFAR10_CLASS_NAMES)
     data = DataConfig(source="image_folder", path=tmp_path / "tree", image_size=16)
-    train_dir, test_dir = prepare_real_shards(SweepConfig(results_dir=tmp_path / "results", data=data))
-    for split, shard_dir in (("train", train_dir), ("test", test_dir)):
+    real = prepare_real_shards(SweepConfig(results_dir=tmp_path / "results", data=data))
+    for split, shard_dir in (("train", real.train_dir), ("test", real.test_dir)):
         streamed, in_memory = read_shards(shard_dir), load_split("image_folder", split, path=data.path, image_size=16)
-        assert read_manifest(shard_dir)["provenance"]["image_folder"] == str(data.path)  # the streaming writer's
-        np.testing.assert_array_equal(streamed.images_NHWC, in_memory.images_NHWC)
-        np.testing.assert_array_equal(streamed.labels_N, in_memory.labels_N)
+        manifest = read_manifest(shard_dir)
+        assert manifest["provenance"]["image_folder"] == str(data.path)  # the streaming writer's
+        seed = manifest["order"]["shuffle_seed"]  # sample i is source sample order[i] (docs/data.md)
+        order = np.arange(len(in_memory.labels_N)) if seed is None else shuffled_order(len(in_memory.labels_N), seed)
+        np.testing.assert_array_equal(streamed.images_NHWC, in_memory.images_NHWC[order])
+        np.testing.assert_array_equal(streamed.labels_N, in_memory.labels_N[order])
         assert streamed.class_names == in_memory.class_names

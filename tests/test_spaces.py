@@ -6,11 +6,17 @@ from dataclasses import replace
 import pytest
 from ray.tune.schedulers import ASHAScheduler
 
-from distgan.config import PAPER_TRUNCATIONS, SweepConfig
+from distgan.config import SweepConfig
 from distgan.errors import ConfigError
-from distgan.experiments.gan_search import rung_ends
-from distgan.experiments.spaces import REAL_ROW, SPACES, resolve_space
+from distgan.experiments.spaces import REAL_ROW, SPACES, build_space, rung_ends, with_space_fields
 from distgan.experiments.trial import trial_name
+from distgan.schema import KNOBS
+
+
+def resolve_space(cfg):
+    """(cfg with a YAML space's fields, its space), as the sweep's pre-flight makes them."""
+    cfg = with_space_fields(cfg)
+    return cfg, build_space(cfg)
 
 
 def grid(space) -> list:
@@ -19,7 +25,7 @@ def grid(space) -> list:
 
 def test_replacement_is_the_real_row_and_the_papers_truncations():
     space = SPACES["replacement"](SweepConfig())
-    assert grid(space) == [REAL_ROW] + [{"real": False, "knob_value": tau} for tau in PAPER_TRUNCATIONS]
+    assert grid(space) == [REAL_ROW] + [{"real": False, "knob_value": tau} for tau in KNOBS["truncation"].defaults]
     assert space.experiment == "replacement" and space.num_samples == 1 and space.scheduler is None
 
 

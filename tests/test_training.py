@@ -10,10 +10,10 @@ from distgan.config import ClassifierConfig, EngineConfig, GanConfig
 from distgan.data.sources import ImageSplit, load_split
 from distgan.errors import TrainingError
 from distgan.models.classifiers import build_classifier, load_classifier, save_classifier
-from distgan.models.gan import load_generator, save_generator
+from distgan.models.gan import load_generator
 from distgan.train.classifier import evaluate_classifier
 from distgan.train.classifier import train_classifier as fit
-from distgan.train.gan import train_gan
+from distgan.train.gan import save_generator, train_gan
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,8 @@ import torch
 
 from distgan.config import SweepConfig
 from distgan.errors import DistganError
+from distgan.jobs.placement import fitting_concurrency, sampling_jobs, sweep_jobs, trial_jobs, trial_resources
 from distgan.train.launch import Launch, run_data_parallel
-from distgan.train.placement import fitting_concurrency, sweep_launch, trial_resources
 
 ONE_WORKER = {"workers_per_trial": 1, "cpus_per_worker": 1.0}
 
@@ -23,10 +23,25 @@ ONE_WORKER = {"workers_per_trial": 1, "cpus_per_worker": 1.0}
 )
 def test_one_worker_jobs_run_in_the_process_that_wants_them(tmp_path, fields, in_driver, in_trial):
     cfg = SweepConfig(results_dir=tmp_path, **fields)
-    driver, trial = sweep_launch(cfg, in_tune_trial=False), sweep_launch(cfg, in_tune_trial=True)
+    driver, trial = sweep_jobs(cfg), trial_jobs(cfg, to_tune=True)
     assert (driver.in_process, trial.in_process) == (in_driver, in_trial)
-    assert not driver.in_tune_trial and trial.in_tune_trial
+    assert not driver.in_tune_trial and trial.in_tune_trial and not trial_jobs(cfg).in_tune_trial
     assert driver.storage_dir == tmp_path.resolve() / cfg.name / "ray" / "train"
+
+
+@pytest.mark.parametrize(
+    ("fields", "kind", "on_workers"),
+    [
+        ({"workers_per_trial": 2, "gpus_per_worker": 1.0}, "python", True),  # GPUs: each rank samples its shards
+        ({"workers_per_trial": 2, "gpus_per_worker": 1.0}, "samples", False),  # images read from folders
+        ({"workers_per_trial": 2}, "distgan", False),  # CPUs gain nothing from a Ray Train group
+        # One worker: the trial's process holds its GPU; a job asking Ray for another would wait for ever.
+        ({"workers_per_trial": 1, "gpus_per_worker": 1.0}, "distgan", False),
+    ],
+)
+def test_a_synthetic_set_is_sampled_on_the_trials_gpu_workers_or_in_its_process(tmp_path, fields, kind, on_workers):
+    launch = sampling_jobs(SweepConfig(results_dir=tmp_path, **fields), kind)
+    assert launch.in_process is not on_workers and (launch.workers > 1) is on_workers and not launch.in_tune_trial
 
 
 def test_a_trial_that_runs_its_worker_reserves_the_workers_resources_else_one_cpu_for_its_driver():

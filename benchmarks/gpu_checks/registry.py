@@ -8,6 +8,8 @@ from .common import Row, Setup
 from .data import part_dali
 from .extraction import part_fused, part_inception
 from .metrics_job import part_metrics
+from .sampling import part_sampling
+from .scoring import part_per_class, part_scoring
 from .sweep import part_sweep
 from .training import part_bf16_ddp, part_bf16_deepspeed, part_sampler
 
@@ -29,4 +31,7 @@ PARTS = (
     Part("6", "6 NVML sampler during training", part_sampler),
     Part("7", "7 quick sweep, 1 GPU per worker", part_sweep),
     Part("8", "8 IS+FID+KID+PR of 50k images", part_metrics),
+    Part("9", "9 sampling job on the GPU, distgan + biggan", part_sampling),
+    Part("10", "10 reference + scoring jobs on the GPU", part_scoring),
+    Part("11", "11 per-class FID/KID at 1,000 classes", part_per_class),
 )

@@ -1,6 +1,10 @@
-"""Part 7 of benchmarks/gpu_check.py: `tune/sweep.py --space replacement --quick` with one GPU per worker."""
+"""Part 7 of benchmarks/gpu_check.py: `tune/sweep.py --space replacement --quick` with one worker of one GPU a trial:
+the placement that deadlocked (issue 23: the trial held its GPU and its sampling job asked Ray for another). Each
+trial's jobs must run in the trial's own process (jobs/placement.py): every stage of its result.json a world of
+size 1 whose rank is the driver's pid, on the GPU."""
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -8,8 +12,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-
-import torch
 
 from .common import CheckFailed, NotHere, Row, Setup, check, require
 
@@ -44,10 +46,9 @@ def part_sweep(setup: Setup, row: Row) -> None:
     require("ray")
     from distgan.profiling import UtilisationSampler, summarise
 
-    # A trial's workers each need a whole GPU (launch.check_gpus_per_worker): on one GPU, one worker per trial.
-    workers = 1 if setup.rehearse else max(1, min(2, torch.cuda.device_count()))
+    results = setup.work_dir / "sweep"
     command = [sys.executable, "tune/sweep.py", "--space", "replacement", "--quick", "--gpus-per-worker", "1",
-               "--workers-per-trial", str(workers), "--results-dir", str(setup.work_dir / "sweep")]  # fmt: skip
+               "--workers-per-trial", "1", "--results-dir", str(results)]  # fmt: skip
     path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
     env = os.environ | {"PYTHONPATH": path, "RAY_AUTH_MODE": os.environ.get("RAY_AUTH_MODE", "disabled")}
     if setup.rehearse:
@@ -63,4 +64,19 @@ def part_sweep(setup: Setup, row: Row) -> None:
     row.figure(f"{seconds:.0f} s (the sweep's own count: {own.group(1) if own else '?'} s); GPU util mean "
                f"{summary['gpu_util_mean']:.0f} %, p95 {summary['gpu_util_p95']:.0f} %, idle "
                f"{summary['gpu_idle_frac']:.0%}; memory peak {summary['gpu_mem_peak_mib']:,.0f} MiB")  # fmt: skip
-    row.note(f"--workers-per-trial {workers}")
+    row.figure(check_in_trial_process(results))
+    row.note("--workers-per-trial 1 --gpus-per-worker 1")
+
+
+def check_in_trial_process(results: Path) -> str:
+    """Every trial's stages ran in its own process (world size 1, the driver's pid) on the GPU; says how many."""
+    trials = [json.loads(path.read_text()) for path in sorted(results.glob("*/trials/*/result.json"))]
+    check(bool(trials), f"no result.json under {results}")
+    for result in trials:
+        for stage, record in result["stages"].items():
+            ranks = record["ranks"]
+            check(record["world_size"] == 1 and [r["pid"] for r in ranks] == [result["driver"]["pid"]],
+                  f"stage {stage} ran on {ranks}, not in the trial's process {result['driver']}")  # fmt: skip
+            check(ranks[0]["device"].startswith("cuda"), f"stage {stage} ran on {ranks[0]['device']}")
+    stages = sorted({stage for result in trials for stage in result["stages"]})
+    return f"{len(trials)} trials: {', '.join(stages)} each in the trial's own process (world 1) on the GPU"

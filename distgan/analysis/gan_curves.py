@@ -13,8 +13,8 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from distgan.analysis.figures import save_figure  # noqa: E402
 
-# A GAN job writes LOSSES_NAME beside generator.pt; gan and gan-test trials copy it into their directory, where the
-# report draws losses.png.
+# A GAN job writes losses.csv (layout.LOSSES_FILE) beside generator.pt; gan and gan-test trials copy it into their
+# directory, where the report draws losses.png.
 LOSSES_FIGURE = "losses.png"
 MAIN_CURVES = ("d_loss", "g_loss")  # the left panel; any other column goes to the right one
 LABELS = {

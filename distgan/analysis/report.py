@@ -32,8 +32,9 @@ from distgan.analysis.tables import (
     table_rows,
 )
 from distgan.analysis.utilisation import utilisation_section
+from distgan.layout import LOSSES_FILE, SAMPLES_FILE, SweepPaths
 from distgan.runtime.atomic import write_text_atomic
-from distgan.schema import CSV_COLUMNS, GAN_FIELDS, LOSSES_NAME, QUALITY_SCORES, SAMPLES_NAME, labelled
+from distgan.schema import CSV_COLUMNS, GAN_FIELDS, QUALITY_SCORES, labelled
 
 FIGURE_ORDER = ("per_class_accuracy.png", "metrics_vs_error.png", "augmentation.png")
 
@@ -119,13 +120,13 @@ def _gan_views_section(sweep_dir: Path, results: list[dict]) -> str | None:
     (written by the trial); None when no trial has either."""
     lines = []
     for r in of_experiment(results, "gan") + of_experiment(results, "gan-test"):
-        directory, trial = sweep_dir / "trials" / r["trial"], f"trials/{r['trial']}"
+        directory, trial = SweepPaths.of(sweep_dir).trial_dir(r["trial"]), f"trials/{r['trial']}"
         gan = r["gan"] if isinstance(r["gan"], dict) else {}
         named = ", ".join(f"{gan[key]}" for key in ("arch", "loss") if gan.get(key))  # older results have neither
         label = f"{r['experiment']} `{r['trial']}`" + (f" ({named})" if named else "")
         links = []
-        if (directory / LOSSES_NAME).is_file():
-            loss_curves_figure(directory / LOSSES_NAME, directory / LOSSES_FIGURE, title=f"GAN losses: {r['trial']}")
+        if (directory / LOSSES_FILE).is_file():
+            loss_curves_figure(directory / LOSSES_FILE, directory / LOSSES_FIGURE, title=f"GAN losses: {r['trial']}")
             links.append(f"![losses {r['trial']}]({trial}/{LOSSES_FIGURE})")
         if (directory / EMBEDDING_NAME).is_file():
             space = next(iter(r["quality"]), "feature")  # the leading feature space, where the trial embedded
@@ -220,11 +221,11 @@ def build_report(sweep_dir: Path, *, extra_sections: list[str | None] | None = N
     if figures:
         figures.sort(key=FIGURE_ORDER.index)  # the paper's order: Figure 1, metrics vs error, Figure 2
         sections.append("## Figures\n" + "\n".join(f"![{name}]({name})" for name in figures))
-    samples = [r for r in results if (sweep_dir / "trials" / r["trial"] / SAMPLES_NAME).is_file()]
+    samples = [r for r in results if (SweepPaths.of(sweep_dir).trial_dir(r["trial"]) / SAMPLES_FILE).is_file()]
     if samples:
         sections.append(
             "## Samples (one row per class)\n"
-            + "\n".join(f"- {md.trial_label(r)}: ![{r['trial']}](trials/{r['trial']}/{SAMPLES_NAME})" for r in samples)
+            + "\n".join(f"- {md.trial_label(r)}: ![{r['trial']}](trials/{r['trial']}/{SAMPLES_FILE})" for r in samples)
         )
     unfinished = trials_without_result(sweep_dir)
     if unfinished:

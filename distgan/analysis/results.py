@@ -11,12 +11,12 @@ import math
 from pathlib import Path
 
 from distgan.errors import DataError
+from distgan.layout import RESULT_FILE, SweepPaths
 from distgan.schema import (
     EXPERIMENTS,
     OPTIONAL_KEYS,
     QUALITY_SCORES,
     REQUIRED_KEYS,
-    RESULT_NAME,
     TRAINING_SETS,
     flat_quality,
     gan_train_accuracy,
@@ -85,19 +85,19 @@ def _order(result: dict) -> tuple:
 
 def trials_without_result(sweep_dir: Path) -> list[str]:
     """Trial directories that hold no result.json: failed, stopped before writing, or still running."""
-    trials = Path(sweep_dir) / "trials"
+    trials = SweepPaths.of(sweep_dir).trials_dir
     if not trials.is_dir():
         return []
-    return sorted(d.name for d in trials.iterdir() if d.is_dir() and not (d / RESULT_NAME).exists())
+    return sorted(d.name for d in trials.iterdir() if d.is_dir() and not (d / RESULT_FILE).exists())
 
 
 def load_results(sweep_dir: Path) -> list[dict]:
     """Every trials/*/result.json of a results directory, normalised and ordered by experiment, then real row
     first, τ, fraction. A directory with none is a DataError; a trial directory without one is not (a failed
     trial: the sweep still reports the rest, and lists it — see `trials_without_result`)."""
-    paths = sorted(Path(sweep_dir).glob(f"trials/*/{RESULT_NAME}"))
+    paths = sorted(SweepPaths.of(sweep_dir).trials_dir.glob(f"*/{RESULT_FILE}"))
     if not paths:
-        raise DataError(f"{sweep_dir}: no trials/*/{RESULT_NAME} to report on")
+        raise DataError(f"{sweep_dir}: no trials/*/{RESULT_FILE} to report on")
     return sorted((read_result(path) for path in paths), key=_order)
 
 

@@ -3,12 +3,31 @@
 import json
 from pathlib import Path
 
+import numpy as np
+
 from distgan.errors import DataError
 from distgan.runtime.hashing import sha256_of
 
 MANIFEST_NAME = "manifest.json"
 FORMAT_VERSION = 2  # 1: PNG + .cls only, no index files; 2 adds .lbl, .idx, JPEG, byte limits
 IMAGE_EXTENSIONS = {"png": "png", "jpeg": "jpg"}  # image_format → member extension
+LABELS_NAME = "labels.npy"  # int32 class of every sample in set order: label scans read this, not the shards
+
+
+def shuffled_order(num_samples: int, seed: int) -> np.ndarray:
+    """The order a shuffled set is written in: its sample i is source sample `order[i]` (and its key that index).
+
+    Real sources list samples class by class (an image folder, sorted); DALI hands each rank a contiguous slice and
+    shuffles in a small buffer, so written in source order a batch would hold one or two classes."""
+    return np.random.default_rng(seed).permutation(num_samples)
+
+
+def order_record(seed: int | None) -> dict:
+    """The manifest's "order": how sample positions relate to the source's (the key is always the source index)."""
+    if seed is None:
+        return {"shuffle_seed": None, "rule": "source order: sample i is source sample i (its key)"}
+    rule = "permutation: sample i is source sample numpy.random.default_rng(shuffle_seed).permutation(num_samples)[i]"
+    return {"shuffle_seed": seed, "rule": rule + " (its key, %08d)"}
 
 
 def read_manifest(shard_dir: Path) -> dict:

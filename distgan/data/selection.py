@@ -9,21 +9,21 @@ from PIL import Image
 
 from distgan.data.manifest import image_extension, read_manifest
 from distgan.data.order import evenly_spread_indices
+from distgan.data.shards import read_labels
 from distgan.data.wds import read_index
 from distgan.errors import DataError
 
 
 def indexed_samples(shard_dir: Path) -> list[tuple[Path, str, dict, int]]:
-    """(tar path, key, {ext: (offset, size)}, label) of every sample in order, the label read from its `cls`
-    entry (a few bytes per sample; no image is read)."""
+    """(tar path, key, {ext: (offset, size)}, label) of every sample in order: the members from the index files,
+    the labels from the set's labels file (`shards.read_labels`); no sample is read."""
+    labels = read_labels(shard_dir).tolist()
     out = []
     for shard in read_manifest(shard_dir)["shards"]:
         path = Path(shard_dir) / shard["name"]
-        with open(path, "rb") as handle:
-            for key, entries in read_index(shard_dir, shard):
-                offset, size = entries["cls"]
-                handle.seek(offset)
-                out.append((path, key, entries, int(handle.read(size))))
+        out += [
+            (path, key, entries, labels[len(out) + i]) for i, (key, entries) in enumerate(read_index(shard_dir, shard))
+        ]
     return out
 
 

@@ -5,7 +5,9 @@ Layout of a shard directory:
     shard-000000.tar ...          samples {key}.png|jpg, {key}.cls (ASCII class), {key}.lbl (int32 class)
     shard-000000.idx ...          DALI wds2idx index of each tar (format_version ≥ 2; see writer.py)
 A directory appears whole or not at all: it is written under a temporary name and renamed.
-`read_shards` reads each tar in sequence through webdataset's tar iterator (`iterate_tar`).
+`read_shards` reads each tar in sequence through webdataset's tar iterator (`iterate_tar`); given a rank of a
+world, only that rank's contiguous share of the samples, by offset through the index files (the GAN job: each rank
+its own bytes). Digests are verified once per set and recorded (data/verify.py); `read_labels` reads the labels file.
 """
 
 import io
@@ -19,9 +21,10 @@ from webdataset.tariterators import group_by_keys, tar_file_expander
 
 from distgan.data.manifest import MANIFEST_NAME, image_extension, read_manifest
 from distgan.data.sources import ImageSplit
-from distgan.data.writer import ShardOptions, write_array_shards
+from distgan.data.verify import bad_reason, ensure_verified
+from distgan.data.wds import read_index
+from distgan.data.writer import LABEL_INT32_EXT, ShardOptions, write_array_shards
 from distgan.errors import ConfigError, DataError
-from distgan.runtime.hashing import sha256_of
 
 ON_BAD_SAMPLE = ("error", "skip")
 _log = logging.getLogger(__name__)
@@ -72,8 +75,11 @@ class BadSamples:
         return {"on_bad_sample": self.policy, "num_skipped_samples": self.num_skipped, "skip_reasons": self.reasons}
 
 
-def read_shards(shard_dir: Path, *, verify: bool = True, bad: BadSamples | None = None) -> ImageSplit:
-    """Load every sample of a shard directory into memory, checking each shard's sha256 first.
+def read_shards(
+    shard_dir: Path, *, verify: bool = True, bad: BadSamples | None = None, rank: int = 0, world_size: int = 1
+) -> ImageSplit:
+    """Load the samples of a shard directory into memory (rank r of R: only its share, `rank_share`), its shards'
+    digests verified once (data/verify.py: a valid record is trusted).
 
     Damaged data raises DataError naming the shard and key; with `bad=BadSamples("skip")` the damaged
     samples (a whole shard on a digest mismatch) are left out and counted in `bad`.
@@ -83,6 +89,9 @@ def read_shards(shard_dir: Path, *, verify: bool = True, bad: BadSamples | None 
     manifest = read_manifest(shard_dir)
     if manifest["image_shape_HWC"] is None:
         raise DataError(f"{shard_dir}: images of varying size cannot be loaded into memory; reshard with a resize")
+    record = ensure_verified(shard_dir) if verify else {"bad": {}}
+    if world_size > 1:
+        return _read_share(shard_dir, manifest, record, rank=rank, world_size=world_size, bad=bad)
     height, width, channels = manifest["image_shape_HWC"]
     ext = image_extension(manifest)
     images = np.empty((manifest["num_samples"], height, width, channels), np.uint8)
@@ -92,8 +101,8 @@ def read_shards(shard_dir: Path, *, verify: bool = True, bad: BadSamples | None 
         path = shard_dir / shard["name"]
         if not path.is_file():
             raise DataError(f"{path}: shard listed in {MANIFEST_NAME} is missing")
-        if verify and sha256_of(path) != shard["sha256"]:
-            bad.handle(f"{path}: sha256 differs from {MANIFEST_NAME} (corrupt or changed shard)", shard["num_samples"])
+        if (reason := bad_reason(shard_dir, shard["name"], record, with_index=False)) is not None:
+            bad.handle(reason, shard["num_samples"])
             continue
         seen = 0
         try:
@@ -116,22 +125,90 @@ def read_shards(shard_dir: Path, *, verify: bool = True, bad: BadSamples | None 
     return ImageSplit(images_NHWC=images[:filled], labels_N=labels[:filled], class_names=tuple(manifest["class_names"]))
 
 
+def rank_share(num_samples: int, rank: int, world_size: int) -> range:
+    """The contiguous positions rank r of R reads, as DALI's reader splits a set (sizes differ by at most one).
+    Contiguous is a fair share because real shards are written in a shuffled order (writer.py)."""
+    assert 0 <= rank < world_size, (rank, world_size)
+    return range(num_samples * rank // world_size, num_samples * (rank + 1) // world_size)
+
+
+def _read_share(shard_dir: Path, manifest: dict, record: dict, *, rank: int, world_size: int, bad: BadSamples):
+    """`read_shards` for one rank: the samples of `rank_share`, each read by offset through its shard's index (only
+    the shards that hold them are opened; only their image and label members are read)."""
+    share = rank_share(manifest["num_samples"], rank, world_size)
+    shape_HWC, ext = tuple(manifest["image_shape_HWC"]), image_extension(manifest)
+    images = np.empty((len(share), *shape_HWC), np.uint8)
+    labels = np.empty((len(share),), np.int64)
+    filled, start = 0, 0
+    for shard in manifest["shards"]:
+        first, stop = max(start, share.start), min(start + shard["num_samples"], share.stop)
+        begin, start = start, start + shard["num_samples"]
+        if first >= stop:
+            continue
+        path = shard_dir / shard["name"]
+        if not path.is_file():
+            raise DataError(f"{path}: shard listed in {MANIFEST_NAME} is missing")
+        if (reason := bad_reason(shard_dir, shard["name"], record)) is not None:
+            bad.handle(reason, stop - first)
+            continue
+        index = read_index(shard_dir, shard)
+        with open(path, "rb") as handle:
+            for key, members in index[first - begin : stop - begin]:
+                entries = {}
+                for name in (ext, "cls"):
+                    if name in members:
+                        handle.seek(members[name][0])
+                        entries[name] = handle.read(members[name][1])
+                sample = decode_sample(entries, path, key, ext, shape_HWC, bad)
+                if sample is not None:
+                    images[filled], labels[filled] = sample
+                    filled += 1
+    return ImageSplit(images_NHWC=images[:filled], labels_N=labels[:filled], class_names=tuple(manifest["class_names"]))
+
+
+def read_labels(shard_dir: Path) -> np.ndarray:
+    """int64 label of every sample in set order: from the labels file the writer keeps beside the manifest (one read),
+    else (sets written before it, or by the sampler) from each sample's 4-byte `.lbl` member found by the index."""
+    shard_dir = Path(shard_dir)
+    manifest = read_manifest(shard_dir)
+    if "labels" in manifest:
+        path = shard_dir / manifest["labels"]["name"]
+        try:
+            labels = np.load(path, allow_pickle=False).astype(np.int64)
+        except (OSError, ValueError) as err:
+            raise DataError(f"{path}: unreadable labels file ({err})") from None
+        counts = np.bincount(labels, minlength=len(manifest["class_names"])).tolist() if labels.size else []
+        if labels.shape != (manifest["num_samples"],) or counts != list(manifest.get("class_counts", counts)):
+            raise DataError(f"{path}: labels disagree with {MANIFEST_NAME}'s num_samples or class_counts")
+        return labels
+    labels = []
+    for shard in manifest["shards"]:
+        with open(shard_dir / shard["name"], "rb") as handle:
+            for key, members in read_index(shard_dir, shard):
+                name = LABEL_INT32_EXT if LABEL_INT32_EXT in members else "cls"
+                if name not in members:
+                    raise DataError(f"{shard_dir / shard['name']} key {key}: missing cls entry")
+                handle.seek(members[name][0])
+                data = handle.read(members[name][1])
+                labels.append(int(np.frombuffer(data, "<i4")[0]) if name == LABEL_INT32_EXT else int(data))
+    return np.asarray(labels, np.int64)
+
+
 def usable_shards(shard_dir: Path, manifest: dict, *, verify: bool, bad: BadSamples) -> list[dict]:
-    """The manifest's shards that exist and (if verify) match their sha256 and index sha256.
+    """The manifest's shards that exist and (if verify) match their sha256 and index sha256, as the set's
+    verification record says (data/verify.py: hashed once per set, then trusted while the files are unchanged).
 
     A missing shard is always an error; a digest mismatch is an error, or under "skip" the shard is left
     out and its samples counted. Used by the streaming loaders, which do not re-read shards per epoch.
     """
+    record = ensure_verified(shard_dir) if verify else {"bad": {}}
     usable = []
     for shard in manifest["shards"]:
         path = Path(shard_dir) / shard["name"]
         if not path.is_file():
             raise DataError(f"{path}: shard listed in {MANIFEST_NAME} is missing")
-        index = Path(shard_dir) / shard["index"] if "index" in shard else None
-        if verify and sha256_of(path) != shard["sha256"]:
-            bad.handle(f"{path}: sha256 differs from {MANIFEST_NAME} (corrupt or changed shard)", shard["num_samples"])
-        elif verify and index is not None and (not index.is_file() or sha256_of(index) != shard["index_sha256"]):
-            bad.handle(f"{index}: index missing or sha256 differs from {MANIFEST_NAME}", shard["num_samples"])
+        if (reason := bad_reason(shard_dir, shard["name"], record)) is not None:
+            bad.handle(reason, shard["num_samples"])
         else:
             usable.append(shard)
     return usable

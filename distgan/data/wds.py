@@ -36,7 +36,7 @@ from PIL import Image
 
 from distgan.data.manifest import image_extension, read_manifest
 from distgan.data.order import rank_indices
-from distgan.data.writer import INDEX_VERSION, tar_index_lines
+from distgan.data.tarindex import INDEX_VERSION, tar_index_lines
 from distgan.errors import DataError
 
 IMAGE_SPECS = {1: "l8", 3: "rgb8", 4: "rgba8"}  # channels → webdataset imagehandler spec (numpy uint8)

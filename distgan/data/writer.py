@@ -10,14 +10,17 @@ webdataset's `TarWriter`; the sink here cuts them into shards (webdataset's `Sha
 after a sample, on member data only, so a shard could pass `max_bytes_per_shard`) and writes index and digests.
 
 Keys are stable: the sample's position in its source (`{index:08d}`), so the same source, options and
-limits give byte-identical shards. Encoding runs in a process pool in chunks (`num_workers`); the tar
-writing is sequential and streaming, so memory stays bounded for ImageNet-sized image-folder trees.
+limits give byte-identical shards. With `shuffle_seed` set (real shards: `distgan prepare` and the sweep, seed 0 by
+default) samples are written in `manifest.shuffled_order`, recorded as the manifest's "order": the key still names
+the source index. `labels.npy` (every label in set order) lets label scans skip the shards, and `verified.json`
+records the digests computed while writing (data/verify.py), so no reader hashes a freshly published set.
+Encoding runs in a process pool in chunks (`num_workers`); the tar writing is sequential and streaming, so memory
+stays bounded for ImageNet-sized image-folder trees. The index format lives in data/tarindex.py.
 """
 
 import io
 import os
 import shutil
-import tarfile
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -27,13 +30,23 @@ import numpy as np
 import webdataset as wds
 from PIL import Image
 
-from distgan.data.manifest import FORMAT_VERSION, IMAGE_EXTENSIONS, MANIFEST_NAME, read_manifest
+from distgan.config import DataConfig
+from distgan.data.manifest import (
+    FORMAT_VERSION,
+    IMAGE_EXTENSIONS,
+    LABELS_NAME,
+    MANIFEST_NAME,
+    order_record,
+    read_manifest,
+    shuffled_order,
+)
+from distgan.data.tarindex import write_index
+from distgan.data.verify import VERIFIED_NAME, published_record
 from distgan.errors import ConfigError, DataError
-from distgan.runtime.atomic import atomic_path, temporary_path, write_json_atomic, write_text_atomic
+from distgan.runtime.atomic import atomic_path, temporary_path, write_json_atomic
 from distgan.runtime.hashing import sha256_of
 
 LABEL_INT32_EXT = "lbl"
-INDEX_VERSION = "v1.2"  # the version line of DALI's wds2idx
 _TAR_BLOCK = 512
 
 
@@ -47,6 +60,7 @@ class ShardOptions:
     max_bytes_per_shard: int = 1 << 30  # ... or when the next sample would take it past this many tar bytes
     num_workers: int = 1  # encoding processes; 1 encodes in this process
     chunk_size: int = 256  # samples per encoding task
+    shuffle_seed: int | None = None  # write in a seeded permutation (real shards: 0); None: in source order
 
     def __post_init__(self) -> None:
         if self.image_format not in IMAGE_EXTENSIONS:
@@ -56,6 +70,17 @@ class ShardOptions:
         for name in ("max_samples_per_shard", "max_bytes_per_shard", "num_workers", "chunk_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be ≥ 1 (got {getattr(self, name)})")
+
+
+def real_shard_options(data: DataConfig, *, num_workers: int = 1) -> ShardOptions:
+    """The options of a sweep's real shards, as `--data.*` says (format, quality, shard size, shuffle seed)."""
+    return ShardOptions(
+        image_format=data.image_format,
+        jpeg_quality=data.jpeg_quality,
+        max_samples_per_shard=data.shard_max_samples,
+        shuffle_seed=data.shuffle_seed,
+        num_workers=num_workers,
+    )
 
 
 def encode_image(image_HWC: np.ndarray, image_format: str, jpeg_quality: int) -> bytes:
@@ -94,7 +119,7 @@ def encode_file_chunk(task) -> list[bytes]:
     return out
 
 
-def encoded_chunks(tasks: list, encode, num_workers: int) -> Iterator[list[bytes]]:
+def encoded_chunks(tasks: Iterable, encode, num_workers: int) -> Iterator[list[bytes]]:
     if num_workers == 1:
         yield from map(encode, tasks)
         return
@@ -105,35 +130,6 @@ def encoded_chunks(tasks: list, encode, num_workers: int) -> Iterator[list[bytes
 
 def _tar_bytes(sizes: Iterable[int]) -> int:
     return sum(_TAR_BLOCK + -(-size // _TAR_BLOCK) * _TAR_BLOCK for size in sizes)
-
-
-def tar_index_lines(tar_path: Path) -> list[str]:
-    """The lines of DALI's wds2idx index of a tar: `v1.2 N`, then per sample `ext offset size name ...`."""
-    samples: list[list[str]] = []
-    last_base = None
-    with tarfile.open(tar_path) as tar:
-        for member in tar:
-            if not member.isreg():
-                continue
-            slash = member.name.rfind("/") + 1
-            dot = member.name.find(".", slash)
-            base, ext = member.name[:dot], member.name[dot + 1 :]
-            if not base or base.endswith("/"):
-                continue
-            entry = f"{ext} {member.offset_data} {member.size} {member.name}"
-            if base != last_base:
-                samples.append([entry])
-                last_base = base
-            else:
-                samples[-1].append(entry)
-    return [f"{INDEX_VERSION} {len(samples)}"] + [" ".join(sample) for sample in samples]
-
-
-def write_index(tar_path: Path) -> Path:
-    """Write `<shard>.idx` beside a tar (atomically) and return its path."""
-    idx_path = Path(tar_path).with_suffix(".idx")
-    write_text_atomic(idx_path, "\n".join(tar_index_lines(tar_path)) + "\n")
-    return idx_path
 
 
 def shard_name(index: int) -> str:
@@ -198,9 +194,13 @@ def build_manifest(
     image_format: str,
     jpeg_quality: int,
     provenance: dict,
+    order: dict | None = None,
+    labels: dict | None = None,
 ) -> dict:
-    """The manifest.json of a shard directory whose shards' entries are `shards` (in order)."""
-    return {
+    """The manifest.json of a shard directory whose shards' entries are `shards` (in order); `order` says how
+    positions map to source indices (`manifest.order_record`), `labels` names the labels file and its sha256."""
+    extra = ({"order": order} if order is not None else {}) | ({"labels": labels} if labels is not None else {})
+    return extra | {
         "format_version": FORMAT_VERSION,
         "num_samples": int(sum(class_counts)),
         "image_shape_HWC": None if image_shape_HWC is None else list(image_shape_HWC),
@@ -221,6 +221,7 @@ class _ShardSink:
         self.ext = IMAGE_EXTENSIONS[options.image_format]
         self.shards: list[dict] = []
         self.class_counts = np.zeros(num_classes, np.int64)
+        self.labels: list[int] = []
         self.tar, self.file, self.num_in_shard, self.bytes_in_shard = None, None, 0, 0
 
     def add(self, key: str, image_bytes: bytes, label: int) -> None:
@@ -238,6 +239,7 @@ class _ShardSink:
         self.num_in_shard += 1
         self.bytes_in_shard += size
         self.class_counts[label] += 1
+        self.labels.append(label)
 
     def _close(self) -> None:
         self.tar.close()
@@ -259,6 +261,7 @@ def write_sample_stream(
     class_names: tuple[str, ...],
     image_shape_HWC: tuple[int, int, int] | None,
     provenance: dict,
+    order: dict | None = None,
     progress=None,
 ) -> dict:
     """Write (key, encoded image, label) samples as a shard directory; returns the manifest.
@@ -278,6 +281,8 @@ def write_sample_stream(
             if progress is not None:
                 progress.update(1)
         sink.finish()
+        with atomic_path(tmp_dir / LABELS_NAME, suffix=".npy") as tmp:
+            np.save(tmp, np.asarray(sink.labels, np.int32))
         manifest = build_manifest(
             shards=sink.shards,
             class_names=class_names,
@@ -286,8 +291,12 @@ def write_sample_stream(
             image_format=options.image_format,
             jpeg_quality=options.jpeg_quality,
             provenance=provenance,
+            order=order,
+            labels={"name": LABELS_NAME, "sha256": sha256_of(tmp_dir / LABELS_NAME)},
         )
         write_json_atomic(tmp_dir / MANIFEST_NAME, manifest)
+        # Publication: the digests were computed from the bytes just written; readers trust them (data/verify.py).
+        write_json_atomic(tmp_dir / VERIFIED_NAME, published_record(tmp_dir, manifest))
     except BaseException:
         shutil.rmtree(tmp_dir, ignore_errors=True)
         raise
@@ -302,10 +311,16 @@ def write_sample_stream(
 def write_array_shards(split, out_dir: Path, *, options: ShardOptions, provenance: dict, progress=None) -> dict:
     """An in-memory ImageSplit (any source, or generator samples) → shard directory; returns the manifest."""
     images, labels = split.images_NHWC, split.labels_N
+    seed = options.shuffle_seed
+    order = np.arange(len(images)) if seed is None else shuffled_order(len(images), seed)
     step = options.chunk_size
-    tasks = [(images[i : i + step], options.image_format, options.jpeg_quality) for i in range(0, len(images), step)]
+    tasks = (
+        (images[order[i : i + step]], options.image_format, options.jpeg_quality) for i in range(0, len(images), step)
+    )
     chunks = encoded_chunks(tasks, encode_array_chunk, options.num_workers)
-    encoded = ((f"{i:08d}", data, int(labels[i])) for i, data in enumerate(b for chunk in chunks for b in chunk))
+    encoded = (
+        (f"{order[i]:08d}", data, int(labels[order[i]])) for i, data in enumerate(b for chunk in chunks for b in chunk)
+    )
     return write_sample_stream(
         encoded,
         out_dir,
@@ -313,5 +328,6 @@ def write_array_shards(split, out_dir: Path, *, options: ShardOptions, provenanc
         class_names=split.class_names,
         image_shape_HWC=tuple(images.shape[1:]),
         provenance=provenance,
+        order=order_record(seed),
         progress=progress,
     )

@@ -17,7 +17,7 @@ from distgan.data.mixtures import write_mixture
 from distgan.data.overlap import refuse_shared_images
 from distgan.data.shards import write_shards
 from distgan.data.sources import load_split
-from distgan.data.writer import ShardOptions
+from distgan.data.writer import real_shard_options
 from distgan.experiments.feature_spaces import describe_spaces, feature_spaces, prepare_references
 from distgan.experiments.synthetic import SweepGenerator, trained_gan
 from distgan.jobs.classifier import ClassifierJob, classifier_worker
@@ -66,13 +66,14 @@ def prepare_real_shards(cfg: SweepConfig) -> RealShards:
         def make(split=split, out=out) -> None:  # the writers publish out_dir whole themselves
             provenance = {"kind": "real", "split": split, "data": to_dict(cfg.data)}
             if cfg.data.source == "image_folder":  # ImageNet-scale: streamed, decoded in a process per CPU
-                options = ShardOptions(max_samples_per_shard=cfg.data.shard_max_samples, num_workers=os.cpu_count())
+                options = real_shard_options(cfg.data, num_workers=os.cpu_count())
                 write_image_folder_shards(cfg.data.path, split, out, options=options, image_size=cfg.data.image_size,
                                           provenance=provenance)  # fmt: skip
             else:
                 images = load_split(cfg.data.source, split, path=cfg.data.path, image_size=cfg.data.image_size)
                 provenance["split_rule"] = images.split_rule
-                write_shards(images, out, max_samples_per_shard=cfg.data.shard_max_samples, provenance=provenance)
+                write_shards(images, out, max_samples_per_shard=cfg.data.shard_max_samples, provenance=provenance,
+                             options=real_shard_options(cfg.data))  # fmt: skip
 
         _announce(made_once(out, make), f"real {split} shards", out)
         paths.append(out)

@@ -7,8 +7,10 @@ from pathlib import Path
 
 from distgan.config import SweepConfig
 from distgan.experiments.artifacts import SweepArtifacts
+from distgan.jobs.chain import JobChain, chain_worker
 from distgan.jobs.classifier import ClassifierJob, classifier_worker, read_scores
 from distgan.jobs.placement import trial_jobs
+from distgan.jobs.scoring import ScoringJob, scoring_worker
 from distgan.train.launch import run_data_parallel
 
 log = logging.getLogger("distgan")
@@ -32,10 +34,17 @@ class TrainingSet:
 
 
 def classifier_scores(
-    cfg: SweepConfig, train_dir: Path, artifacts: SweepArtifacts, trial_dir: Path, *, to_tune: bool
+    cfg: SweepConfig,
+    train_dir: Path,
+    artifacts: SweepArtifacts,
+    trial_dir: Path,
+    *,
+    to_tune: bool,
+    scoring: ScoringJob | None = None,
 ) -> dict:
-    """Train cfg.classifier on train_dir on the trial's workers and test it on the real test split. `to_tune`: its
-    epochs' reports reach Ray Tune (not in a gan trial, whose ASHA reads only its rungs' reports)."""
+    """Train cfg.classifier on train_dir on the trial's workers and test it on the real test split; with `scoring`,
+    that job first, on the same workers (one worker group for both). `to_tune`: the classifier's epochs' reports
+    reach Ray Tune (not in a gan trial, whose ASHA reads only its rungs' reports)."""
     job = ClassifierJob(
         classifier=cfg.classifier,
         engine=cfg.engine,
@@ -44,9 +53,9 @@ def classifier_scores(
         out_dir=trial_dir,
         on_bad_sample=cfg.data.on_bad_sample,
     )
-    run_data_parallel(
-        classifier_worker, job, launch=trial_jobs(cfg, to_tune=to_tune), name=f"classifier-{trial_dir.name}"
-    )
+    steps = ((scoring_worker, scoring),) if scoring is not None else ()
+    chain = JobChain(steps=(*steps, (classifier_worker, job)))
+    run_data_parallel(chain_worker, chain, launch=trial_jobs(cfg, to_tune=to_tune), name=f"trial-{trial_dir.name}")
     scores = read_scores(trial_dir)
     if scores["resumed_from_step"] is not None:  # e.g. a retry of a trial whose worker died
         log.info(
@@ -54,3 +63,8 @@ def classifier_scores(
             trial_dir.name, scores["resumed_from_step"], scores["num_steps_trained"],
         )  # fmt: skip
     return scores
+
+
+def score_alone(cfg: SweepConfig, scoring: ScoringJob) -> None:
+    """The scoring job without a classifier after it (a gan trial's rung that ASHA may stop)."""
+    run_data_parallel(scoring_worker, scoring, launch=trial_jobs(cfg), name=f"score-{scoring.out_dir.name}")

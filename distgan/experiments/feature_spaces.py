@@ -12,9 +12,11 @@ from pathlib import Path
 
 from distgan.config import SweepConfig, digest
 from distgan.data.manifest import manifest_digest
+from distgan.jobs.placement import sweep_jobs
 from distgan.jobs.scoring import FeatureSpaces, ReferenceJob, reference_worker
 from distgan.layout import SweepPaths
 from distgan.runtime.atomic import build_cached_dir
+from distgan.train.launch import run_data_parallel
 
 log = logging.getLogger("distgan")
 
@@ -38,7 +40,7 @@ def prepare_references(cfg: SweepConfig, spaces: FeatureSpaces, real_train_dir: 
         def build(tmp: Path, name=name, out=out) -> None:
             job = ReferenceJob(spaces=spaces, space=name, real_train_dir=real_train_dir, real_test_dir=real_test_dir,
                                out_dir=tmp)  # fmt: skip
-            reference_worker(job)  # PHASE1
+            run_data_parallel(reference_worker, job, launch=sweep_jobs(cfg), name=f"reference-{out.name}")
 
         built = build_cached_dir(out, build)
         log.info("%s real side of the %s feature space: %s", "made" if built else "cache hit,", name, out)

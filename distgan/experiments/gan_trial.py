@@ -18,14 +18,13 @@ from ray import tune
 
 from distgan.config import GanConfig, SweepConfig
 from distgan.experiments.artifacts import SweepArtifacts
-from distgan.experiments.classifier import TrainingSet, classifier_scores
+from distgan.experiments.classifier import TrainingSet, classifier_scores, score_alone
 from distgan.experiments.record import finite_scalars, result_record
-from distgan.experiments.scoring import copy_loss_curves, synthetic_quality
+from distgan.experiments.scoring import copy_loss_curves, scoring_job, synthetic_quality
 from distgan.experiments.spaces import rung_ends
 from distgan.experiments.synthetic import prepare_synthetic_shards, trained_gan
 from distgan.jobs.gan import GanJob, gan_worker
 from distgan.jobs.placement import trial_jobs
-from distgan.jobs.stages import read_stages
 from distgan.layout import GAN_DIR, GENERATOR_FILE, RESULT_FILE, TRAINING_FILE, TRIAL_SAMPLES_DIR
 from distgan.runtime.atomic import write_json_atomic
 from distgan.train.launch import run_data_parallel
@@ -61,12 +60,14 @@ def run_gan_trial(cfg: SweepConfig, artifacts: SweepArtifacts, gan: GanConfig, *
         last = end == gan.iterations
         # A t-SNE costs seconds of a CPU core: one, of the generator the trial ends with, not one per rung. A trial
         # ASHA stops has its loss curves so far, and no t-SNE.
-        quality, stages = synthetic_quality(cfg, artifacts, synthetic_dir, trial_dir, tsne=last)
-        copy_loss_curves(generator, trial_dir)
+        scoring = scoring_job(cfg, artifacts, synthetic_dir, trial_dir, tsne=last)
         if last or cfg.scheduler_metric == "gan_train_accuracy":
-            scores = classifier_scores(cfg, synthetic_dir, artifacts, trial_dir, to_tune=False)
+            scores = classifier_scores(cfg, synthetic_dir, artifacts, trial_dir, to_tune=False, scoring=scoring)
         else:
+            score_alone(cfg, scoring)
             scores = NOT_TRAINED
+        quality, stages = synthetic_quality(synthetic_dir, trial_dir)
+        copy_loss_curves(generator, trial_dir)
         result = result_record(
             cfg,
             artifacts,
@@ -75,7 +76,7 @@ def run_gan_trial(cfg: SweepConfig, artifacts: SweepArtifacts, gan: GanConfig, *
             train_dir=synthetic_dir,
             scores=scores,
             quality=quality,
-            stages=stages | read_stages(trial_dir),
+            stages=stages,
             trial_dir=trial_dir,
             started=started,
         ) | {"gan_iterations_done": end, "stopped_early": not last}  # stays true if ASHA stops it here

@@ -17,6 +17,7 @@ from distgan.experiments.artifacts import SweepArtifacts
 from distgan.experiments.classifier import TrainingSet
 from distgan.experiments.synthetic import SweepGenerator
 from distgan.jobs.scoring import REAL_ROW_SPLITS
+from distgan.jobs.stages import read_stages
 from distgan.runtime.hashing import sha256_of
 from distgan.schema import GAN_FIELDS, SCORES, flat_quality, gan_train_accuracy
 from distgan.train.gan import resolved_gan
@@ -35,7 +36,8 @@ def result_record(
     trial_dir: Path,
     started: float,
 ) -> dict:
-    """result.json of a trial: scores, quality, what made them (configs, digests, versions, node, stages)."""
+    """result.json of a trial: scores, quality, what made them (configs, digests, versions, node, stages: those given,
+    the set's sampling and scoring, and the trial's own training and evaluation)."""
     return {
         "sweep": cfg.name,
         "space": cfg.space,
@@ -63,7 +65,7 @@ def result_record(
         "workers": cfg.workers_per_trial,
         "node": {"hostname": platform.node(), "ray_node_id": _ray_node_id()},
         "driver": {"host": platform.node(), "pid": os.getpid()},
-        "stages": stages,
+        "stages": stages | read_stages(trial_dir, ("train", "evaluate")),
         "versions": {"distgan": distgan.__version__, "torch": torch.__version__, "ray": ray.__version__},
         "config": to_dict(cfg),
         "wall_time_sec": time.time() - started,

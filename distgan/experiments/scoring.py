@@ -1,5 +1,6 @@
 """The numbers of a trial's training set, beside its classifier's: a generated set scored in every feature space by
-the scoring job (`jobs/scoring.py`), or the real row's numbers, made once with the sweep's references."""
+the scoring job (`jobs/scoring.py`) on the trial's workers, or the real row's numbers, made once with the sweep's
+references."""
 
 import shutil
 from pathlib import Path
@@ -8,20 +9,19 @@ from distgan.config import SweepConfig
 from distgan.experiments.artifacts import SweepArtifacts
 from distgan.experiments.synthetic import SweepGenerator
 from distgan.jobs.classifier import read_scores
-from distgan.jobs.scoring import ScoringJob, read_quality, read_real_row, scoring_worker
+from distgan.jobs.scoring import ScoringJob, read_quality, read_real_row
 from distgan.jobs.stages import read_stages
 from distgan.layout import LOSSES_FILE
 from distgan.runtime.atomic import atomic_path
 
 
-def synthetic_quality(
+def scoring_job(
     cfg: SweepConfig, artifacts: SweepArtifacts, synthetic_dir: Path, trial_dir: Path, *, tsne: bool = False
-) -> tuple[dict, dict]:
-    """(the generated set's numbers — `quality` in every feature space, its GAN-test accuracy (the real-data
-    classifier tested on it, Shmelkov et al.), how it was sampled (`sampling`) — and the stages that made them:
-    its sampling job's and its scoring job's). The scoring job also draws the sample grid into the trial directory
-    and, with `tsne`, a t-SNE of the set against the real one."""
-    job = ScoringJob(
+) -> ScoringJob:
+    """The scoring of the generated set in synthetic_dir, into the trial directory: its numbers in every feature space,
+    its GAN-test accuracy (the real-data classifier tested on it, Shmelkov et al.), its sample grid and, with `tsne`,
+    a t-SNE of it against the real side."""
+    return ScoringJob(
         spaces=artifacts.spaces,
         references=artifacts.references,
         synthetic_dir=synthetic_dir,
@@ -29,8 +29,12 @@ def synthetic_quality(
         out_dir=trial_dir,
         tsne_seed=cfg.sample.seed if tsne else None,
     )
-    scoring_worker(job)  # PHASE1
-    return read_quality(trial_dir), read_stages(synthetic_dir) | read_stages(trial_dir)
+
+
+def synthetic_quality(synthetic_dir: Path, trial_dir: Path) -> tuple[dict, dict]:
+    """(what the scoring job wrote — `quality` in every feature space, `gan_test_accuracy`, `sampling` — and the
+    stages that made the set and its numbers: its sampling job's and its scoring job's)."""
+    return read_quality(trial_dir), read_stages(synthetic_dir, ("sample",)) | read_stages(trial_dir, ("score",))
 
 
 def real_quality(artifacts: SweepArtifacts) -> dict:

@@ -4,6 +4,7 @@ of the space, then the report."""
 import logging
 import shutil
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from distgan.experiments.synthetic import SweepGenerator
 from distgan.experiments.trial import USER_ERROR_KEY, run_trial, trial_name
 from distgan.jobs.placement import fitting_concurrency, trial_resources
 from distgan.layout import SweepPaths
-from distgan.runtime.atomic import write_json_atomic
+from distgan.runtime.atomic import write_json_atomic, write_text_atomic
 
 log = logging.getLogger("distgan")
 
@@ -73,11 +74,13 @@ def run_sweep(
         log.info("starting %s afresh: its previous trials are removed (--resume goes on with them)", paths.out_dir)
         for previous in (paths.trials_dir, paths.tune_dir):
             shutil.rmtree(previous, ignore_errors=True)
+    token = uuid.uuid4().hex  # each trial checks its node sees it: the results directory is shared
+    write_text_atomic(paths.token_file, token)
     concurrency = start_ray(cfg)
     artifacts = prepare_sweep(cfg, real, generator=generator, with_generator=space.experiment != "gan")
     knob = artifacts.generator.knob if artifacts.generator is not None else "truncation"
     trainable = tune.with_resources(
-        tune.with_parameters(run_trial, cfg=cfg, experiment=space.experiment, artifacts=artifacts),
+        tune.with_parameters(run_trial, cfg=cfg, experiment=space.experiment, artifacts=artifacts, token=token),
         trial_resources(cfg),
     )
     if resume:

@@ -8,6 +8,7 @@ a broken contract is one error before any work; its knob says which values the s
 """
 
 import logging
+import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from distgan.jobs.placement import sampling_jobs
 from distgan.jobs.sampling import open_sweep_generator, sampling_job, sampling_worker
 from distgan.layout import synthetic_set
 from distgan.runtime.atomic import made_once
+from distgan.runtime.distributed import PRECISION_ENV
 from distgan.runtime.hashing import sha256_of
 from distgan.schema import KNOBS, check_knob_values, knob_prefix
 from distgan.train.launch import run_data_parallel
@@ -103,14 +105,18 @@ def prepare_synthetic_shards(
     """One generated image per real training image, same class (or --sample.num-images in the real proportions), at
     `knob_value`, sampled where `placement.sampling_jobs` says; cached under `root` by generator, real data, knob
     value and sampling config. Concurrent trials wanting the same set wait for one to make it."""
-    key = digest(generator.sha256, generator.config, manifest_digest(real_train_dir), knob_value, cfg.sample)
+    launch = sampling_jobs(cfg, generator.config.kind)
+    # Where it is sampled and the precision asked for: a set sampled in bf16 on GPUs is not the fp32 set of a CPU run.
+    arithmetic = ("cuda" if launch.gpus_per_worker > 0 else "cpu", os.environ.get(PRECISION_ENV, "auto"))
+    key = digest(
+        generator.sha256, generator.config, manifest_digest(real_train_dir), knob_value, cfg.sample, arithmetic
+    )
     out = synthetic_set(root, point_name(generator.knob, knob_value), key)
 
     def sample() -> None:
         job = sampling_job(
             generator.config, cfg.sample, knob_value, real_train_dir, out_dir=out, shard_size=cfg.data.shard_max_samples
         )
-        launch = sampling_jobs(cfg, generator.config.kind)
         run_data_parallel(sampling_worker, job, launch=launch, name=f"sample-{key}")
         log.info("made synthetic shards %s: %s", point_name(generator.knob, knob_value), out)
 

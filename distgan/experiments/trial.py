@@ -21,14 +21,14 @@ from distgan.experiments.artifacts import SweepArtifacts, prepare_generator, pre
 from distgan.experiments.classifier import TrainingSet, classifier_scores
 from distgan.experiments.gan_trial import run_gan_trial
 from distgan.experiments.record import finite_scalars, result_record
-from distgan.experiments.scoring import copy_loss_curves, real_quality, synthetic_quality
+from distgan.experiments.scoring import copy_loss_curves, real_quality, scoring_job, synthetic_quality
 from distgan.experiments.synthetic import SweepGenerator, point_name, prepare_synthetic_shards
 from distgan.flags import with_overrides
 from distgan.jobs.placement import trial_jobs
-from distgan.jobs.stages import read_stages
 from distgan.layout import RESULT_FILE, TRIAL_KEY_FILE, SweepPaths
 from distgan.models.checks import check_gan
 from distgan.runtime.atomic import write_json_atomic, write_text_atomic
+from distgan.runtime.paths import require_visible
 
 log = logging.getLogger("distgan")
 USER_ERROR_KEY = "user_error"  # a trial that ended on a user's error reports it under this key: never retried
@@ -88,21 +88,23 @@ def run_classification_trial(
     started = time.time()
     trial_dir.mkdir(parents=True, exist_ok=True)
     if training.real:
-        train_dir, used_generator, stages = artifacts.real_train_dir, None, {}
-        quality = real_quality(artifacts)
+        train_dir, used_generator = artifacts.real_train_dir, None
+        scores = classifier_scores(cfg, train_dir, artifacts, trial_dir, to_tune=True)
+        quality, stages = real_quality(artifacts), {}
     else:
         used_generator = generator
         synthetic_dir = prepare_synthetic_shards(
             cfg, artifacts.real_train_dir, generator, training.knob_value, root=artifacts.paths.cache_dir
         )
-        quality, stages = synthetic_quality(cfg, artifacts, synthetic_dir, trial_dir,
-                                            tsne=training.experiment == "gan-test")  # fmt: skip
-        if training.experiment == "gan-test":  # the study's views of each GAN: its loss curves beside its t-SNE
-            copy_loss_curves(generator, trial_dir)
         train_dir = synthetic_dir
         if training.fraction:
             train_dir = prepare_mixture(cfg, artifacts.real_train_dir, synthetic_dir, training.fraction)
-    scores = classifier_scores(cfg, train_dir, artifacts, trial_dir, to_tune=True)
+        gan_test = training.experiment == "gan-test"  # the study's views of each GAN: its t-SNE and loss curves
+        scoring = scoring_job(cfg, artifacts, synthetic_dir, trial_dir, tsne=gan_test)
+        scores = classifier_scores(cfg, train_dir, artifacts, trial_dir, to_tune=True, scoring=scoring)
+        quality, stages = synthetic_quality(synthetic_dir, trial_dir)
+        if gan_test:
+            copy_loss_curves(generator, trial_dir)
     result = result_record(
         cfg,
         artifacts,
@@ -111,7 +113,7 @@ def run_classification_trial(
         train_dir=train_dir,
         scores=scores,
         quality=quality,
-        stages=stages | read_stages(trial_dir),
+        stages=stages,
         trial_dir=trial_dir,
         started=started,
     )
@@ -119,15 +121,16 @@ def run_classification_trial(
     return result
 
 
-def run_trial(params: dict, *, cfg: SweepConfig, experiment: str, artifacts: SweepArtifacts) -> None:
+def run_trial(params: dict, *, cfg: SweepConfig, experiment: str, artifacts: SweepArtifacts, token: str) -> None:
     """Ray Tune function trainable: run `experiment` at this point and report its scores. A user's error (a generator
     that breaks its contract midway, a corrupt shard) ends the trial with one line and is not retried: it would fail
     the same way again."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     paths = SweepPaths(cfg.results_dir, cfg.name)
     directory = paths.trial_dir(tune.get_context().get_trial_name())  # named by trial_name on the driver
-    _claim(directory, digest(cfg, experiment, params))
     try:
+        require_visible(paths.token_file, token)  # this node sees the driver's results directory
+        _claim(directory, digest(cfg, experiment, params))
         _run(params, cfg=cfg, experiment=experiment, artifacts=artifacts, directory=directory)
     except DistganError as err:
         log.error("trial %s: %s", directory.name, err)

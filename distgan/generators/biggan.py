@@ -12,6 +12,9 @@ convention (`distgan.models.truncation`), by default BigGAN's own, "scale": a no
 (the package's `truncated_noise_sample`).
 
 Classes: BigGAN generates ImageNet's 1,000; the real dataset's classes map onto them by synset id (imagenet_synsets).
+
+Precision: bf16 autocast and TF32 on GPUs that support them, fp32 on CPUs unless DISTGAN_PRECISION=bf16 (precision.py);
+recorded in the set's provenance.
 """
 
 from pathlib import Path
@@ -21,6 +24,7 @@ import torch
 from distgan.data.transforms import to_uint8_images
 from distgan.errors import ConfigError
 from distgan.generators.imagenet_synsets import IMAGENET_SYNSETS, imagenet_class_indices
+from distgan.generators.precision import Precision, sampling_precision
 from distgan.generators.registry import GENERATORS, BuildRequest, Built, refuse_unused
 from distgan.models.truncation import truncated_latents
 from distgan.runtime.hashing import sha256_of
@@ -70,9 +74,10 @@ class BigGANGenerator:
     knob = "truncation"
 
     def __init__(self, model: torch.nn.Module, imagenet_index_K: torch.Tensor, *, device: torch.device,
-                 truncation_convention: str, truncation_factor: float):  # fmt: skip
+                 truncation_convention: str, truncation_factor: float, arithmetic: Precision):  # fmt: skip
         self.model = model.to(device)
         self.device = device
+        self.arithmetic, self.precision = arithmetic, arithmetic.name  # `precision`: what the set records
         self.image_size = model.config.output_dim
         self.imagenet_index_K = imagenet_index_K  # the real dataset's class k is ImageNet class imagenet_index_K[k]
         self.truncation_convention, self.truncation_factor = truncation_convention, truncation_factor
@@ -89,7 +94,8 @@ class BigGANGenerator:
             raise ConfigError(f"--knob-values: BigGAN's truncation must be > 0 (got {knob_value})")
         z = self.latents(len(labels), knob_value, generator).to(self.device)
         one_hot = torch.nn.functional.one_hot(self.imagenet_index_K[labels], len(IMAGENET_SYNSETS)).float()
-        images = self.model(z, one_hot.to(self.device), min(knob_value, 1.0))  # its batch-norm statistics end at 1
+        with self.arithmetic.applied(self.device):
+            images = self.model(z, one_hot.to(self.device), min(knob_value, 1.0))  # its batch-norm statistics end at 1
         return torch.from_numpy(to_uint8_images(images))
 
 
@@ -102,6 +108,7 @@ def build_biggan(request: BuildRequest) -> Built:
     model = load_biggan(request.weights)
     convention = request.truncation_convention or DEFAULT_TRUNCATION_CONVENTION
     generator = BigGANGenerator(model, imagenet_index_K, device=request.device, truncation_convention=convention,
-                                truncation_factor=request.truncation_factor)  # fmt: skip
+                                truncation_factor=request.truncation_factor,
+                                arithmetic=sampling_precision(request.device))  # fmt: skip
     digest = sha256_of(Path(request.weights) / WEIGHTS_NAME)
     return Built(generator, digest, "weights file", truncation_convention=convention)

@@ -12,6 +12,9 @@ skips guidance at w ≤ 1, so values below 1 are refused rather than silently tr
 
 Classes: DiT generates ImageNet's 1,000 (class 1000 is the pipeline's null label); the real dataset's classes map
 onto them by synset id (imagenet_synsets).
+
+Precision: bf16 autocast and TF32 on GPUs that support them, fp32 on CPUs unless DISTGAN_PRECISION=bf16 (precision.py);
+recorded in the set's provenance.
 """
 
 import importlib.util
@@ -21,6 +24,7 @@ import torch
 
 from distgan.errors import ConfigError
 from distgan.generators.imagenet_synsets import IMAGENET_SYNSETS, imagenet_class_indices
+from distgan.generators.precision import Precision, sampling_precision
 from distgan.generators.registry import GENERATORS, BuildRequest, Built, path_sha256
 from distgan.runtime.optional import import_torchvision
 
@@ -73,9 +77,11 @@ class DiTGenerator:
 
     knob = "guidance"
 
-    def __init__(self, pipeline, imagenet_index_K: torch.Tensor, *, device: torch.device, num_inference_steps: int):
+    def __init__(self, pipeline, imagenet_index_K: torch.Tensor, *, device: torch.device, num_inference_steps: int,
+                 arithmetic: Precision):  # fmt: skip
         self.pipeline = pipeline.to(device)
         self.device = device
+        self.arithmetic, self.precision = arithmetic, arithmetic.name  # `precision`: what the set records
         vae = pipeline.vae.config
         self.image_size = pipeline.transformer.config.sample_size * 2 ** (len(vae.block_out_channels) - 1)
         self.channels = vae.out_channels
@@ -90,13 +96,15 @@ class DiTGenerator:
         # The initial latents come from `generator`; a stochastic scheduler's step (DDPM, ancestral samplers) draws
         # from the global RNG, so that too is seeded from `generator`, inside a fork that leaves the caller's intact.
         step_seed = int(torch.randint(2**62, (1,), generator=generator))
-        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+        forked = torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else [])
+        with forked, self.arithmetic.applied(self.device):
             torch.manual_seed(step_seed)
             samples_NCHW = self.pipeline(class_labels=self.imagenet_index_K[labels].tolist(), guidance_scale=knob_value,
                                          generator=generator, num_inference_steps=self.num_inference_steps,
                                          output_type="pt").images  # fmt: skip
-        # The pipeline returns floats in [0, 1], [N, C, H, W] on its device; round to the nearest of 256 levels.
-        return samples_NCHW.mul(255).round().to(torch.uint8).permute(0, 2, 3, 1)
+        # The pipeline returns floats in [0, 1] (bf16 under autocast), [N, C, H, W] on its device; round to the nearest
+        # of 256 levels.
+        return samples_NCHW.float().mul(255).round().to(torch.uint8).permute(0, 2, 3, 1)
 
 
 @GENERATORS.register("diffusers")
@@ -106,5 +114,6 @@ def build_dit(request: BuildRequest) -> Built:
     num_inference_steps = parse_steps(request.target)
     imagenet_index_K = imagenet_class_indices(request.class_names, num_classes=request.num_classes, kind="diffusers")
     pipeline = load_dit_pipeline(request.weights)
-    generator = DiTGenerator(pipeline, imagenet_index_K, device=request.device, num_inference_steps=num_inference_steps)
+    generator = DiTGenerator(pipeline, imagenet_index_K, device=request.device, num_inference_steps=num_inference_steps,
+                             arithmetic=sampling_precision(request.device))  # fmt: skip
     return Built(generator, path_sha256(Path(request.weights)), "pipeline directory")

@@ -26,15 +26,18 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from distgan.data.manifest import MANIFEST_NAME, read_manifest
+from distgan.data.manifest import LABELS_NAME, MANIFEST_NAME, read_manifest
+from distgan.data.sources import fit_NHWC
+from distgan.data.verify import published_record, write_record
 from distgan.data.writer import build_manifest, encode_array_chunk, shard_name, write_shard_file
 from distgan.errors import ConfigError, DataError
 from distgan.generators.contract import LoadedGenerator, checked_labels, checked_sample
 from distgan.runtime import distributed
-from distgan.runtime.atomic import write_json_atomic
+from distgan.runtime.atomic import atomic_path, write_json_atomic
 from distgan.runtime.hashing import sha256_of
 
 IMAGE_FORMAT = "png"  # lossless: what is scored and trained on is what the generator made
+ENCODING_CONTEXT = multiprocessing.get_context("forkserver")  # how encoding processes start (`_encoding_pool`)
 SEEDING = "shard k: torch.Generator().manual_seed(shard_seed(seed, k)), batches drawn from it in label order"
 
 
@@ -68,6 +71,7 @@ class _Plan:
     batch_size: int
     work_dir: Path
     job: dict  # provenance (generator, settings, labels digest), class names, image shape
+    fit_to: tuple[int, int] | None  # (image size, channels) the images are fitted to, if not the generator's
 
     @property
     def num_shards(self) -> int:
@@ -93,6 +97,7 @@ def sample_to_shards(
     provenance: dict,
     batch_size: int,
     encode_workers: int | None = None,
+    fit_to: tuple[int, int] | None = None,
 ) -> dict:
     """Sample one image of class labels_N[i] per i with `loaded` (from `open_generator`; each batch through the
     contract's `checked_sample`) at `knob_value` into the shard directory out_dir. Every rank of the process group
@@ -102,18 +107,23 @@ def sample_to_shards(
     Noise comes from (seed, shard), not (seed, image): the contract takes one torch.Generator per `sample` call, so
     shard k's batches draw in order from one generator seeded with `shard_seed(seed, k)`. The set is byte-identical
     whatever the number of workers and across resumes; it changes with seed, shard_size and batch_size, which the
-    manifest's provenance["sampling"] records beside the labels' digest and the generator's identity (its sha256).
+    manifest's provenance["sampling"] records beside the labels' digest, the generator's identity (its sha256) and the
+    precision it samples in (`precision`, contract.py).
     A finished shard is reused only if all of the provenance is equal. If out_dir is complete with the same
     provenance it is returned as is. PNG encoding runs in `encode_workers` processes (default: this
     rank's share of the node's CPUs) while the next batch is generated; at most about two shards are held in memory.
+    `fit_to` (image size, channels): each batch fitted to the real data it stands for (`data.sources.fit_NHWC`:
+    bilinear, as real images are, and the real data's channels), so that a classifier trained on the set is tested on
+    real images of the same form.
     """
     out_dir = Path(out_dir)
     encode_workers = default_encode_workers() if encode_workers is None else encode_workers
     labels_N = _checked_arguments(loaded, labels_N, class_names, shard_size, batch_size, encode_workers)
-    image_shape_HWC = [loaded.image_size, loaded.image_size, loaded.channels]
+    size, channels = fit_to or (loaded.image_size, loaded.channels)
+    image_shape_HWC = [size, size, channels]
     sampling = {"generator": loaded.identity, "seed": seed, "knob": loaded.knob, "knob_value": knob_value}
     sampling |= {"shard_size": shard_size, "batch_size": batch_size, "labels_sha256": _labels_digest(labels_N)}
-    sampling |= {"seeding": SEEDING}
+    sampling |= {"seeding": SEEDING, "precision": loaded.precision}
     provenance = {**provenance, "sampling": sampling}
     # What a finished shard's record must hold to be reused, as JSON reads it back (tuples become lists).
     job = json.loads(json.dumps({"provenance": provenance, "class_names": list(class_names), "shape": image_shape_HWC}))
@@ -128,6 +138,7 @@ def sample_to_shards(
         batch_size=batch_size,
         work_dir=work_dir_of(out_dir),
         job=job,
+        fit_to=fit_to,
     )
     plan.work_dir.mkdir(parents=True, exist_ok=True)
     rank, world = distributed.rank(), distributed.world_size()
@@ -199,6 +210,8 @@ def _write_shards(plan: _Plan, todo: list[int], progress: tqdm, encode_workers: 
                 labels = torch.from_numpy(plan.labels_N[first : min(first + plan.batch_size, stop)])
                 with torch.no_grad():  # on the host: a GPU's forward is waited for (the copy is small beside it)
                     images_NHWC = checked_sample(plan.loaded, labels, plan.knob_value, rng).numpy()
+                if plan.fit_to is not None:
+                    images_NHWC = fit_NHWC(images_NHWC, *plan.fit_to)
                 chunks = np.array_split(images_NHWC, min(encode_workers, len(images_NHWC)))
                 encoded += [encoders.submit(encode_array_chunk, (chunk, IMAGE_FORMAT, 0)) for chunk in chunks]
                 progress.update(len(labels))
@@ -211,11 +224,12 @@ def _write_shards(plan: _Plan, todo: list[int], progress: tqdm, encode_workers: 
 
 def _encoding_pool(num_workers: int) -> ProcessPoolExecutor:
     """Processes that encode PNGs: PIL holds the GIL while it encodes into memory, so threads would encode one image
-    at a time. Forked, as the shard writer's pool is, and all at once here, before this job starts threads of its
-    own; they run only PIL and NumPy (never CUDA, which a forked child cannot use)."""
-    pool = ProcessPoolExecutor(num_workers, mp_context=multiprocessing.get_context("fork"))
-    pool.submit(int).result()  # the first task forks every worker of a fork-context pool
-    return pool
+    at a time. Never forked from this process, whose CUDA, NCCL, gloo and Ray threads may hold locks at the fork that
+    the child then waits on forever: a fork server, started once per process (a fresh interpreter, fork + exec), forks
+    them from its single thread, whenever CUDA started here. It imports the encoder once, before its first fork, so
+    a worker starts in milliseconds and a pool per set costs nothing beside the set."""
+    ENCODING_CONTEXT.set_forkserver_preload([encode_array_chunk.__module__])  # no effect once the server runs
+    return ProcessPoolExecutor(num_workers, mp_context=ENCODING_CONTEXT)
 
 
 def default_encode_workers() -> int:
@@ -254,6 +268,9 @@ def _publish(plan: _Plan, out_dir: Path, class_names, image_shape_HWC, provenanc
             shutil.rmtree(path)
         else:
             path.unlink()
+    # Every label in set order beside the manifest: label scans read it, not the shards (data/shards.read_labels).
+    with atomic_path(plan.work_dir / LABELS_NAME, suffix=".npy") as tmp:
+        np.save(tmp, plan.labels_N.astype(np.int32))
     manifest = build_manifest(
         shards=entries,
         class_names=tuple(class_names),
@@ -262,6 +279,10 @@ def _publish(plan: _Plan, out_dir: Path, class_names, image_shape_HWC, provenanc
         image_format=IMAGE_FORMAT,
         jpeg_quality=0,
         provenance=provenance,
+        labels={"name": LABELS_NAME, "sha256": sha256_of(plan.work_dir / LABELS_NAME)},
     )
     write_json_atomic(plan.work_dir / MANIFEST_NAME, manifest)
+    # Publication: each shard's sha256 was taken from the bytes its rank wrote; readers trust it (data/verify.py)
+    # instead of every rank of every job hashing the set again.
+    write_record(plan.work_dir, published_record(plan.work_dir, manifest))
     plan.work_dir.rename(out_dir)

@@ -26,7 +26,8 @@ class GanJob:
 def gan_worker(job: GanJob) -> None:
     """Train the conditional GAN on real shards; rank 0 saves generator.pt, losses.csv (every iteration's losses,
     docs/gans.md) and training.json (step counts, the losses every LOG_EVERY iterations)."""
-    real = read_shards(job.train_dir)
+    # Each rank its contiguous share of the (class-shuffled) real shards: its batches are drawn from it.
+    real = read_shards(job.train_dir, rank=distributed.rank(), world_size=distributed.world_size())
     checkpoint_dir = job.out_dir / CHECKPOINTS_DIR if job.engine.checkpoint_every_steps else None
     generator, info = train_gan(
         job.gan, real, engine_cfg=job.engine, checkpoint_dir=checkpoint_dir, progress=job.progress

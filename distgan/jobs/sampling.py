@@ -11,9 +11,8 @@ import torch
 
 from distgan.config import GeneratorConfig, SampleConfig, to_dict
 from distgan.data.manifest import manifest_digest, read_manifest
-from distgan.data.sources import fit_NHWC
 from distgan.errors import ConfigError
-from distgan.generators import LoadedGenerator, checked_sample, open_generator
+from distgan.generators import LoadedGenerator, open_generator
 from distgan.generators.sampling import sample_to_shards
 from distgan.generators.synthetic import synthetic_labels
 from distgan.jobs.stages import recorded_stage
@@ -92,28 +91,14 @@ def sampling_job(
     )
 
 
-class FittedToData:
-    """A generator's images fitted to the real data: resized (bilinear, as real images are) and converted to its
-    channels, so that a classifier trained on them is tested on real images of the same form."""
-
-    def __init__(self, loaded: LoadedGenerator, image_size: int, channels: int):
-        self.loaded, self.image_size, self.channels, self.knob = loaded, image_size, channels, loaded.knob
-        self.precision = loaded.precision  # recorded with the set (sample_to_shards)
-
-    def sample(self, labels: torch.Tensor, knob_value: float | None, generator: torch.Generator) -> torch.Tensor:
-        images_NHWC = checked_sample(self.loaded, labels, knob_value, generator).numpy()
-        return torch.from_numpy(fit_NHWC(images_NHWC, self.image_size, self.channels))
-
-
 def sampling_worker(job: SamplingJob) -> dict:
     """One rank of a sampling job: the generator on this rank's device, its shards of the set (sample_to_shards).
     Returns the set's manifest."""
     loaded = open_sweep_generator(job.sample, job.generator, job.class_names, distributed.select_device())
-    fitted = LoadedGenerator(FittedToData(loaded, job.image_size, job.channels), loaded.num_classes, loaded.identity)
     # A set found complete is not sampled again: its record stays the one of the job that made it.
     with nullcontext() if job.out_dir.is_dir() else recorded_stage(job.out_dir, "sample"):
         manifest = sample_to_shards(
-            fitted,
+            loaded,
             job.labels_N,
             job.class_names,
             job.knob_value,
@@ -122,5 +107,6 @@ def sampling_worker(job: SamplingJob) -> dict:
             shard_size=job.shard_size,
             provenance=job.provenance,
             batch_size=job.sample.batch_size,
+            fit_to=(job.image_size, job.channels),
         )
     return manifest

@@ -11,7 +11,7 @@ per pass (metrics/engine.compute).
 
 import functools
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -24,9 +24,9 @@ from distgan.data.manifest import read_manifest
 from distgan.data.selection import ShardSelection
 from distgan.jobs.stages import recorded_stage
 from distgan.layout import QUALITY_FILE, SAMPLES_FILE
-from distgan.metrics.engine import ImageSet, MetricOptions, RealFeatures, applicable, compute, extract_real
-from distgan.metrics.extraction import ImageSource
+from distgan.metrics.engine import METRICS, MetricOptions, RealFeatures, applicable, compute, extract_real
 from distgan.metrics.extractors import Extractor, build_extractor
+from distgan.metrics.inputs import shard_image_set
 from distgan.metrics.reference_stats import load_stats, save_stats
 from distgan.models.classifiers import load_classifier
 from distgan.runtime import distributed
@@ -35,6 +35,7 @@ from distgan.train.batches import open_split
 from distgan.train.classifier import evaluate_classifier
 
 REAL_ROW_FILE = "real_row.json"
+HELDOUT_FILE = "heldout_features.npy"  # the real test split's features in a space (copy rate, C_T)
 REAL_ROW_SPLITS = "IS: real test split; FID and KID: real test split against the real training split"
 GRID_POOL = 2000  # the sample grid takes each class's first images among the set's first GRID_POOL
 
@@ -56,10 +57,18 @@ class FeatureSpaces:
         """`local`: one rank extracts alone (no collective), e.g. rank 0 drawing a t-SNE."""
         m = self.metrics
         return MetricOptions(is_splits=m.is_splits, kid_subsets=m.kid_subsets, kid_subset_size=m.kid_subset_size,
-                             local=local)  # fmt: skip
+                             copy_quantile=m.copy_quantile, local=local)  # fmt: skip
 
     def metrics_of(self, name: str) -> list[str]:
         return applicable(list(self.metrics.metrics), self.extractor(name))
+
+    def real_row_metrics(self, name: str) -> list[str]:
+        """The real row's: the space's metrics but those against held-out images (copy rate, C_T), which the real
+        test split, the held-out sample itself, cannot be scored by."""
+        return [metric for metric in self.metrics_of(name) if not METRICS[metric].needs_heldout]
+
+    def needs_heldout(self, name: str) -> bool:
+        return any(METRICS[metric].needs_heldout for metric in self.metrics_of(name))
 
 
 @functools.cache
@@ -67,26 +76,25 @@ def _extractor(name: str, weights: Path | None, weights_dir: Path) -> Extractor:
     return build_extractor(name, weights, weights_dir)
 
 
-def shard_image_set(shard_dir: Path, num_images: int) -> ImageSet:
-    """`num_images` of a shard directory's images spread evenly over it (0: all), read and decoded chunk by chunk as
-    the extraction asks for them: memory holds a chunk, not the set."""
-    selection = ShardSelection(shard_dir, num_images=num_images)
-    source = ImageSource(len(selection), selection.labels_N, selection.images)
-    return ImageSet(source, class_names=list(selection.class_names))
-
-
 def save_reference(directory: Path, real: RealFeatures) -> None:
-    """A space's real side as files: stats.npz, features.npy, labels.npy."""
+    """A space's real side as files: stats.npz, features.npy, labels.npy (and the real test split's features,
+    heldout_features.npy, for the memorisation metrics)."""
     save_stats(directory / "stats.npz", real.stats)
     np.save(directory / "features.npy", real.feats_ND.numpy())
     np.save(directory / "labels.npy", real.labels_N)
+    if real.heldout_feats_ND is not None:
+        np.save(directory / HELDOUT_FILE, real.heldout_feats_ND.numpy())
 
 
 @functools.cache
 def load_reference(directory: Path) -> RealFeatures:
-    """A space's real side written by `save_reference`, loaded once per process."""
-    return RealFeatures(load_stats(directory / "stats.npz"), torch.from_numpy(np.load(directory / "features.npy")),
-                        np.load(directory / "labels.npy"))  # fmt: skip
+    """A space's real side written by `save_reference`, loaded once per process. The features are memory-mapped
+    (copy-on-write, so torch gets a writable array; nothing writes it): per-class scores read one class's rows."""
+    heldout = directory / HELDOUT_FILE
+    features = np.load(directory / "features.npy", mmap_mode="c")
+    return RealFeatures(load_stats(directory / "stats.npz"), torch.from_numpy(features),
+                        np.load(directory / "labels.npy"),
+                        torch.from_numpy(np.load(heldout)) if heldout.is_file() else None)  # fmt: skip
 
 
 def read_real_row(directory: Path) -> dict:
@@ -111,7 +119,10 @@ def reference_worker(job: ReferenceJob) -> None:
     train = shard_image_set(job.real_train_dir, num_images)
     real = extract_real(train, extractor, keep_features=True, per_class=True, options=options)
     test = shard_image_set(job.real_test_dir, num_images)
-    row = compute(real, test, metrics=job.spaces.metrics_of(job.space), extractor=extractor, per_class=True,
+    if job.spaces.needs_heldout(job.space):  # copy rate and C_T compare generated images with held-out ones
+        heldout = extract_real(test, extractor, keep_features=True, per_class=False, options=options)
+        real = replace(real, heldout_feats_ND=heldout.feats_ND)
+    row = compute(real, test, metrics=job.spaces.real_row_metrics(job.space), extractor=extractor, per_class=True,
                   options=options)  # fmt: skip
     if distributed.rank() == 0:
         save_reference(job.out_dir, real)

@@ -36,10 +36,10 @@ def recorded_stage(out_dir: Path, stage: str) -> Iterator[None]:
         write_json_atomic(stage_file(out_dir, stage), record)
 
 
-def read_stages(out_dir: Path) -> dict:
-    """{stage: record} of the stages recorded in out_dir."""
+def read_stages(out_dir: Path, stages: tuple[str, ...] = STAGES) -> dict:
+    """{stage: record} of those of `stages` recorded in out_dir."""
     records = {}
-    for stage in STAGES:
+    for stage in stages:
         path = stage_file(out_dir, stage)
         if path.is_file():
             records[stage] = json.loads(path.read_text())

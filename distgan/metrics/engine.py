@@ -1,4 +1,5 @@
-"""The metrics front door (STYLE §1): `compute(real, fake, metrics=..., extractor=...)` → a flat dict of scores.
+"""The metrics front door, the one library call the CLI, the sweep and the tests share:
+`compute(real, fake, metrics=..., extractor=...)` → a flat dict of scores.
 
 Sweeps (experiments/feature_spaces.py), `distgan metrics` and the shared sweep artifacts all come through here.
 One extraction pass per image set gives everything the requested metrics need: streaming statistics (FID),
@@ -9,12 +10,13 @@ does) or a statistics file (FID only). Metrics are registered by name (`METRICS`
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
 from distgan.errors import ConfigError
+from distgan.metrics import memorisation
 from distgan.metrics.extraction import DEFAULT_MAX_KEPT_FEATURES, Extraction, ImageSource, extract
 from distgan.metrics.extractors import Extractor
 from distgan.metrics.inception_score import inception_score
@@ -46,6 +48,7 @@ class RealFeatures:
     stats: ReferenceStats
     feats_ND: torch.Tensor | None = None
     labels_N: np.ndarray | None = None
+    heldout_feats_ND: torch.Tensor | None = None  # the real test split's kept features (copy rate, C_T)
 
 
 @dataclass(kw_only=True)
@@ -56,6 +59,7 @@ class MetricOptions:
     kid_subsets: int = 100
     kid_subset_size: int = 1000
     pr_k: int = 5  # nearest neighbours of precision/recall/density/coverage
+    copy_quantile: float = 0.01  # copy rate: the quantile of the test split's nearest-training distances
     batch_size: int = 64
     fused: bool = False  # torch.compile'd extraction (extraction.py)
     max_kept_features: int = DEFAULT_MAX_KEPT_FEATURES
@@ -72,6 +76,8 @@ class Metric:
     needs_logits: bool = False  # the fake set's class logits (a feature space with a classifier)
     needs_features: bool = False  # per-image features of both sets, not only their statistics
     needs_real: bool = True
+    needs_heldout: bool = False  # kept features of the real test split too (RealFeatures.heldout_feats_ND)
+    min_fake: int = 1  # the fewest generated images it is defined for
     spaces: tuple[str, ...] | None = None  # the feature spaces it is defined in (None: any)
 
     def __call__(self, fake: Extraction, real: RealFeatures | None, options: MetricOptions) -> dict:
@@ -125,6 +131,26 @@ METRICS.add("pr", Metric(_precision_recall, needs_features=True))
 METRICS.add("cmmd", Metric(_cmmd, needs_features=True, spaces=("clip",)))
 
 
+def _copy(fake: Extraction, real: RealFeatures, opts: MetricOptions) -> dict:
+    return memorisation.copy_rate(real.feats_ND, real.heldout_feats_ND, fake.feats_ND, quantile=opts.copy_quantile,
+                                  device=distributed.local_device())  # fmt: skip
+
+
+def _authpct(fake: Extraction, real: RealFeatures, opts: MetricOptions) -> dict:
+    return memorisation.authenticity_pct(real.feats_ND, fake.feats_ND, device=distributed.local_device())
+
+
+def _ct(fake: Extraction, real: RealFeatures, opts: MetricOptions) -> dict:
+    return memorisation.data_copying_ct(real.feats_ND, real.heldout_feats_ND, fake.feats_ND,
+                                       device=distributed.local_device())  # fmt: skip
+
+
+# Memorisation of the real training split (memorisation.py); copy and ct compare with the real test split.
+METRICS.add("copy", Metric(_copy, needs_features=True, needs_heldout=True))
+METRICS.add("authpct", Metric(_authpct, needs_features=True))
+METRICS.add("ct", Metric(_ct, needs_features=True, needs_heldout=True, min_fake=memorisation.CT_MIN_FAKES))
+
+
 def parse_metrics(spec: str) -> list[str]:
     """'is,fid,kid,pr' → validated names; ConfigError naming the flag otherwise."""
     names = [name.strip() for name in spec.split(",") if name.strip()]
@@ -146,11 +172,11 @@ def applicable(metrics: list[str], extractor: Extractor) -> list[str]:
 
 def extract_real(real: ImageSet, extractor: Extractor, *, keep_features: bool, per_class: bool,
                  options: MetricOptions) -> RealFeatures:  # fmt: skip
-    """The real side's one pass: statistics (per class when labelled and asked) and, if asked, its features."""
+    """The real side's one pass: statistics and, if asked or per class (when labelled), its features."""
     want_class = per_class and real.source.labels_N is not None
     x = extract(extractor, real.source, keep_logits=False, keep_features=keep_features, per_class=want_class,
                 **_run_options(options))  # fmt: skip
-    return RealFeatures(ReferenceStats.from_stats(x.stats, x.class_stats), x.feats_ND, real.source.labels_N)
+    return RealFeatures(ReferenceStats.from_stats(x.stats), x.feats_ND, real.source.labels_N)
 
 
 def _run_options(opts: MetricOptions) -> dict:
@@ -158,14 +184,30 @@ def _run_options(opts: MetricOptions) -> dict:
                 local=opts.local)  # fmt: skip
 
 
-def _check(real, fake, metrics: list[str], extractor: Extractor, per_class: bool, opts: MetricOptions) -> None:
+def _check(real, fake, metrics: list[str], extractor: Extractor, per_class: bool, opts: MetricOptions,
+           real_test=None) -> None:  # fmt: skip
     """Every refusal before any extraction."""
     chosen = [METRICS.get_or_raise(name) for name in metrics]
+    heldout = [name for name in metrics if METRICS[name].needs_heldout]
+    if heldout and real_test is None and getattr(real, "heldout_feats_ND", None) is None:
+        raise ConfigError(f"--real-test is required for {','.join(heldout)}: the real test split (shards or an image "
+                          ".npz), images the generator never saw")  # fmt: skip
+    if heldout and not isinstance(real_test, ImageSet | None):
+        raise ConfigError(f"--real-test: {','.join(heldout)} need the test images (shards or an image .npz), not "
+                          "statistics")  # fmt: skip
+    if "copy" in metrics and not 0 < opts.copy_quantile < 1:
+        raise ConfigError(f"--copy-quantile must be in (0, 1) (got {opts.copy_quantile})")
+    for name in metrics:
+        if not isinstance(fake, ReferenceStats) and fake.source.num_images < METRICS[name].min_fake:
+            raise ConfigError(f"--metrics {name}: needs at least {METRICS[name].min_fake} generated images (--fake "
+                              f"has {fake.source.num_images})")  # fmt: skip
     needs_real = any(m.needs_real for m in chosen) or opts.save_real_stats is not None
     if needs_real and real is None:
         raise ConfigError("--real is required for fid, kid, pr, cmmd and --save-real-stats")
     if any(m.needs_features for m in chosen) and isinstance(real, ReferenceStats):
         raise ConfigError("--real: kid, pr and cmmd need the real images (shards or an image .npz), not statistics")
+    if per_class and isinstance(real, ReferenceStats):  # per-class scores come from each class's features
+        raise ConfigError("--real: --per-class needs the real images (shards or an image .npz), not statistics")
     if any(m.needs_logits for m in chosen) and not extractor.has_logits:
         raise ConfigError(f"--metrics is: the {extractor.name} feature space has no class logits (its weights "
                           "have no classifier); drop 'is' or give weights with one (--inception-weights)")  # fmt: skip
@@ -185,11 +227,13 @@ def _check(real, fake, metrics: list[str], extractor: Extractor, per_class: bool
 
 def compute(real: ImageSet | RealFeatures | ReferenceStats | None, fake: ImageSet | ReferenceStats, *,
             metrics: list[str], extractor: Extractor, per_class: bool = False,
-            options: MetricOptions | None = None) -> dict:  # fmt: skip
-    """Scores of `fake` (IS) and of `fake` against `real` (FID, KID, precision/recall, CMMD), overall and per
-    class. Two statistics files give their FID, as `python -m pytorch_fid a.npz b.npz` does."""
+            options: MetricOptions | None = None, real_test: ImageSet | None = None) -> dict:  # fmt: skip
+    """Scores of `fake` (IS) and of `fake` against `real` (FID, KID, precision/recall, CMMD, memorisation),
+    overall and per class. Two statistics files give their FID, as `python -m pytorch_fid a.npz b.npz` does.
+    `real_test`: the real test split, for the metrics that need held-out images (copy, ct), unless `real` is
+    RealFeatures that already hold its features."""
     opts = options or MetricOptions()
-    _check(real, fake, metrics, extractor, per_class, opts)
+    _check(real, fake, metrics, extractor, per_class, opts, real_test)
     out: dict = {"extractor": extractor.name}
     if isinstance(fake, ReferenceStats):
         real_stats = _real_side(real, extractor, False, False, opts, out).stats
@@ -200,6 +244,10 @@ def compute(real: ImageSet | RealFeatures | ReferenceStats | None, fake: ImageSe
     fake_x = extract(extractor, fake.source, keep_logits=extractor.has_logits and ("is" in metrics or per_class),
                      keep_features=needs_feats or per_class, per_class=per_class, **_run_options(opts))  # fmt: skip
     real_side = _real_side(real, extractor, needs_feats or per_class, per_class, opts, out)
+    if any(m.needs_heldout for m in chosen.values()) and real_side.heldout_feats_ND is None:
+        out["num_real_test"] = real_test.source.num_images
+        heldout = extract(extractor, real_test.source, keep_logits=False, keep_features=True, **_run_options(opts))
+        real_side = replace(real_side, heldout_feats_ND=heldout.feats_ND)
     if opts.save_real_stats is not None:  # the statistics of the pass above (every rank took part): no second one
         if distributed.rank() == 0:
             save_pytorch_fid_npz(opts.save_real_stats, real_side.stats)
@@ -221,12 +269,11 @@ def _real_side(real, extractor: Extractor, keep_features: bool, per_class: bool,
         return RealFeatures(real)
     out["num_real"] = real.source.num_images
     if opts.cache_dir and real.digest and not keep_features:
-        want_class = per_class and real.source.labels_N is not None
         identity = {"manifest_sha256": real.digest, **extractor.cache_identity()}
         stats, out["real_stats_cache_hit"] = cached_stats(
             opts.cache_dir, identity,
-            lambda: extract_real(real, extractor, keep_features=False, per_class=per_class, options=opts).stats,
-            need_per_class=want_class, write=distributed.rank() == 0,
+            lambda: extract_real(real, extractor, keep_features=False, per_class=False, options=opts).stats,
+            write=distributed.rank() == 0,
         )  # fmt: skip
         return RealFeatures(stats, None, real.source.labels_N)
     return extract_real(real, extractor, keep_features=keep_features, per_class=per_class, options=opts)

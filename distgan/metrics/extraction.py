@@ -1,15 +1,17 @@
 """Feature extraction into streaming statistics, eager or fused, on one rank or many.
 
-An image source is cut into fixed chunks; rank r takes chunks r, r+W, r+2W, … (STYLE §6), so every rank reads a
-disjoint slice and the result does not depend on the world size. Per chunk: uint8 NHWC → float → resize →
-normalise → network → pool → logits, then one float64 GEMM into `FeatureStats`. The fused path runs the first part
-as one `torch.compile`d function (weights frozen) on channels-last tensors (Inductor: C++/OpenMP on CPUs, Triton
-on GPUs); the eager path is the reference beside it (tests/test_metrics_extraction.py compares them). The network
+An image source is cut into fixed chunks; rank r takes chunks r, r+W, r+2W, … (one process: a world of size 1),
+so every rank reads a disjoint slice and the result does not depend on the world size. Per chunk: uint8 NHWC → float
+→ resize → normalise → network → pool → logits, then one float64 GEMM into `FeatureStats`. The fused path runs the
+first part as one `torch.compile`d function (weights frozen) on channels-last tensors (Inductor: C++/OpenMP on CPUs,
+Triton on GPUs); the eager path is the reference beside it (tests/test_metrics_extraction.py compares them). The network
 stays float32 and the statistics float64, so results do not depend on the batch size (torchmetrics #1620).
 
 Statistics are summed across ranks with one all-reduce at the end; logits (for IS) and, only when a metric needs
-them (KID, precision/recall), features are gathered once at the end, never per batch. Kept features are capped at
-`max_kept_features` (default 50,000 images, 400 MB of float32 at D = 2048): the images with the lowest indices.
+them (KID, precision/recall, per-class scores), features are gathered once at the end, never per batch. Kept
+features are capped at `max_kept_features` (default 50,000 images, 400 MB of float32 at D = 2048): the images with
+the lowest indices. Per-class scores are computed from them class by class (per_class.py); no per-class D×D
+statistics are kept, so memory does not grow with the class count.
 """
 
 from collections.abc import Callable
@@ -42,19 +44,6 @@ class ImageSource:
     def from_array(cls, images_NHWC: np.ndarray, labels_N: np.ndarray | None = None) -> "ImageSource":
         return cls(len(images_NHWC), labels_N, lambda start, stop: images_NHWC[start:stop])
 
-    @classmethod
-    def from_generator(cls, generator_net, labels_N: np.ndarray, *, truncation: float, factor: float, seed: int,
-                       chunk_size: int) -> "ImageSource":  # fmt: skip
-        """Samples generated on the fly, never written: chunk i uses seed + i, so any rank can make any chunk."""
-        from distgan.models.truncation import sample_images
-
-        def make(start: int, stop: int) -> np.ndarray:
-            assert start % chunk_size == 0, "generator chunks must align with the extraction chunk size"
-            return sample_images(generator_net, labels_N[start:stop], truncation=truncation, factor=factor,
-                                 seed=seed + start // chunk_size, batch_size=chunk_size)  # fmt: skip
-
-        return cls(len(labels_N), labels_N, make)
-
 
 @dataclass
 class Extraction:
@@ -64,7 +53,6 @@ class Extraction:
     logits_NK: torch.Tensor | None  # float32, image order; for IS
     feats_ND: torch.Tensor | None  # float32, the first min(N, cap) images; for KID and precision/recall
     labels_N: np.ndarray | None
-    class_stats: dict[int, FeatureStats] | None  # per class, for per-class FID
 
 
 def make_step(extractor: Extractor, device: torch.device, fused: bool) -> Callable[[torch.Tensor], tuple]:
@@ -102,10 +90,12 @@ def extract(
     local: bool = False,
 ) -> Extraction:
     """One pass over this rank's chunks of `source`; the returned statistics and outputs cover all ranks.
+    `per_class`: keep the features (and check for labels) that per-class scores are computed from.
     `local`: this process alone extracts every image where the model already is, with no collective (for callers
     that hold a process group but extract on one rank)."""
     if per_class and source.labels_N is None:
         raise ValueError("per-class statistics need labels")
+    keep_features = keep_features or per_class
     if local:
         device, rank, world = next(extractor.model.parameters()).device, 0, 1
     else:
@@ -113,10 +103,6 @@ def extract(
     step = step or make_step(extractor, device, fused)
     network_batch = min(batch_size, CPU_NETWORK_BATCH) if device.type == "cpu" else batch_size
     stats = FeatureStats.empty(extractor.num_features, device)
-    class_stats: dict[int, FeatureStats] = {}
-    if per_class:
-        for label in np.unique(source.labels_N).tolist():
-            class_stats[label] = FeatureStats.empty(extractor.num_features, device)
     kept_index, kept_logits, kept_feats = [], [], []
     starts = list(range(0, source.num_images, batch_size))
     for start in starts[rank::world]:
@@ -124,10 +110,6 @@ def extract(
         images = torch.as_tensor(np.ascontiguousarray(source.chunk(start, stop))).to(device)
         feats, logits = _forward(step, images, network_batch, pad=fused)
         stats.update(feats)
-        if per_class:
-            labels = torch.as_tensor(source.labels_N[start:stop], device=device)
-            for label in labels.unique().tolist():
-                class_stats[label].update(feats[labels == label])
         if keep_logits or keep_features:  # (small tensors kept per batch only when needed: they fragment the heap)
             kept_index.append(torch.arange(start, stop))
         if keep_logits:
@@ -136,14 +118,13 @@ def extract(
             kept_feats.append(feats[: max_kept_features - start].cpu())
     # One all-reduce of the sufficient statistics; per-image outputs gathered once.
     if world > 1:
-        for summed in (stats, *class_stats.values()):
-            summed.all_reduce()
+        stats.all_reduce()
     index = torch.cat(kept_index) if kept_index else torch.zeros(0, dtype=torch.int64)
     logits_NK = _gather_in_order(index, kept_logits, 0, world) if keep_logits else None
     feats_ND = None
     if keep_features:
         feats_ND = _gather_in_order(index[index < max_kept_features], kept_feats, extractor.num_features, world)
-    return Extraction(stats, logits_NK, feats_ND, source.labels_N, class_stats if per_class else None)
+    return Extraction(stats, logits_NK, feats_ND, source.labels_N)
 
 
 def _forward(step: Callable, images: torch.Tensor, network_batch: int, pad: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -172,7 +153,8 @@ def _gather_in_order(index_N: torch.Tensor, rows: list[torch.Tensor], width: int
     longest = int(torch.cat(sizes).max())
     width = _max_width(local, device)  # collective: every rank calls it
     padded = torch.zeros(longest, width, dtype=torch.float32, device=device)
-    padded[: len(local)] = local
+    if len(local):  # a rank with no chunk (a set smaller than world × batch) knows no width: it sends padding only
+        padded[: len(local)] = local
     padded_index = torch.full((longest,), -1, dtype=torch.int64, device=device)
     padded_index[: len(local)] = index_N[: len(local)]
     all_rows = [torch.empty_like(padded) for _ in sizes]

@@ -1,4 +1,5 @@
-"""Streaming sufficient statistics of features: count, Σx and Σxxᵀ in float64 (STYLE §5).
+"""Streaming sufficient statistics of features: count, Σx and Σxxᵀ in float64, reduced once across ranks (never
+raw features per batch).
 
 Memory is O(D²) whatever the number of images; ranks sum their statistics with one all-reduce.
 """

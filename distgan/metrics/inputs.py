@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from distgan.data.manifest import manifest_digest, read_manifest
-from distgan.data.shards import read_shards
+from distgan.data.selection import ShardSelection
 from distgan.errors import ConfigError, DataError
 from distgan.generators import open_generator
 from distgan.generators.synthetic import SyntheticImages, synthetic_labels
@@ -38,18 +38,20 @@ def load_images_npz(path: Path) -> ImageSet:
     return ImageSet(ImageSource.from_array(images, labels), digest=sha256_of(path))
 
 
-def load_shard_set(shard_dir: Path) -> ImageSet:
-    """Every image of a shard directory, keyed by its manifest digest."""
-    split = read_shards(shard_dir)
-    return ImageSet(ImageSource.from_array(split.images_NHWC, split.labels_N), manifest_digest(shard_dir),
-                    list(split.class_names))  # fmt: skip
+def shard_image_set(shard_dir: Path, num_images: int = 0) -> ImageSet:
+    """`num_images` of a shard directory's images spread evenly over it (0: all), keyed by its manifest digest when
+    all are used; read and decoded chunk by chunk as the extraction asks for them: memory holds a chunk, not the set."""
+    selection = ShardSelection(shard_dir, num_images=num_images)
+    digest = manifest_digest(shard_dir) if len(selection) == read_manifest(shard_dir)["num_samples"] else None
+    source = ImageSource(len(selection), selection.labels_N, selection.images)
+    return ImageSet(source, digest, list(selection.class_names))
 
 
 def resolve_real(path: Path, flag: str = "--real") -> ImageSet | ReferenceStats:
     """Shards, image .npz or statistics .npz."""
     path = Path(path)
     if path.is_dir():
-        return load_shard_set(path)
+        return shard_image_set(path)
     if not path.is_file():
         raise DataError(f"{flag} {path}: no such file or shard directory")
     if path.suffix != ".npz":

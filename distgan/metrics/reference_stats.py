@@ -1,22 +1,25 @@
 """Reference statistics on disk: pytorch-fid's `.npz` (`mu`, `sigma`) and our own, and a cache of them.
 
-Our format adds the count, the raw float64 sums (so statistics can be merged), optional per-class μ/Σ and the
-identity of what produced them. Cached files are named by the sha256 of that identity: the dataset manifest's
-digest (it lists every shard's sha256), the extractor's name, its weights' sha256 and the resize; a file is used
-only if the identity stored inside equals the one asked for, so a cache entry is never stale, and a valid one is
-never recomputed (STYLE §10). Writes are atomic (temp name + os.replace).
+Our format adds the count, √Σ and the identity of what produced them. Cached files are named by the sha256 of that
+identity: the dataset manifest's digest (it lists every shard's sha256), the extractor's name, its weights' sha256
+and the resize; a file is used only if the identity stored inside equals the one asked for, so a cache entry is
+never stale, and a valid one is never recomputed (the key holds everything that changes them). Writes are atomic
+(runtime/atomic.py).
 
 FID against these statistics (`ReferenceStats.fid_of`) needs √Σ, one `eigh` of Σ (fid.py's `RealFactor`): it
 is computed on first use and kept on the object, so a sweep scoring many generated sets pays it once. Our files
 store it (`sqrt_sigma`), so a reloaded cache file pays it never; it is √Σ of the `sigma` stored beside it (checked
 on load with one probe vector), so the FID is the same as with it recomputed. Files without it (pytorch-fid's,
 older distgan ones) load as before and compute it on first use.
+
+No per-class statistics: K classes' Σ cost K·D²·8 bytes (33.5 GB at 1,000 classes and D = 2048). Per-class scores
+come from each class's kept features (metrics/per_class.py; a sweep keeps them in `features.npy`, read class by
+class). Older distgan files that hold `class_mu`/`class_sigma` still give their overall FID; those arrays are never
+read (an `.npz` member is read only when indexed).
 """
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -27,29 +30,25 @@ import numpy as np
 from distgan.errors import DataError
 from distgan.metrics.feature_stats import FeatureStats
 from distgan.metrics.fid import RealFactor, factor_reference, frechet_distance_to
+from distgan.runtime.atomic import atomic_path
 
 FORMAT = "distgan-stats-v1"
 
 
 @dataclass
 class ReferenceStats:
-    """μ and Σ of a feature set, with per-class μ/Σ when known. Not changed after creation: √Σ is cached."""
+    """μ and Σ of a feature set. Not changed after creation: √Σ is cached."""
 
     mu_D: np.ndarray
     sigma_DD: np.ndarray
     count: int | None = None  # None in pytorch-fid files
-    class_stats: dict[int, tuple[np.ndarray, np.ndarray]] | None = None
     identity: dict | None = None
     sqrt_sigma_DD: np.ndarray | None = field(default=None, repr=False)  # √Σ when known (our files store it)
 
     @classmethod
-    def from_stats(cls, stats: FeatureStats, class_stats: dict[int, FeatureStats] | None = None,
-                   identity: dict | None = None) -> "ReferenceStats":  # fmt: skip
+    def from_stats(cls, stats: FeatureStats, identity: dict | None = None) -> "ReferenceStats":
         mu, sigma = stats.mean_and_covariance()
-        per_class = None
-        if class_stats is not None:
-            per_class = {label: s.mean_and_covariance() for label, s in class_stats.items() if s.count >= 2}
-        return cls(mu, sigma, stats.count, per_class, identity)
+        return cls(mu, sigma, stats.count, identity)
 
     @cached_property
     def real_factor(self) -> RealFactor:
@@ -66,15 +65,8 @@ class ReferenceStats:
 
 
 def _atomic_savez(path: Path, **arrays) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp.npz")
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".npz") as tmp:  # (.npz: np.savez appends it to any other name)
         np.savez(tmp, **arrays)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def save_pytorch_fid_npz(path: Path, ref: ReferenceStats) -> None:
@@ -83,22 +75,18 @@ def save_pytorch_fid_npz(path: Path, ref: ReferenceStats) -> None:
 
 
 def save_stats(path: Path, ref: ReferenceStats) -> None:
-    """Our layout: pytorch-fid's two keys plus count, √Σ, per-class μ/Σ and the identity (readable by both).
+    """Our layout: pytorch-fid's two keys plus count, √Σ and the identity (readable by both).
     √Σ is computed now if not yet known: the one `eigh` that every later load of the file then skips."""
     arrays = {"mu": ref.mu_D, "sigma": ref.sigma_DD, "format": np.array(FORMAT)}
     arrays["sqrt_sigma"] = ref.real_factor.sqrt_sigma_DD
     arrays["count"] = np.array(-1 if ref.count is None else ref.count)
     arrays["identity"] = np.array(json.dumps(ref.identity or {}, sort_keys=True))
-    if ref.class_stats:
-        labels = sorted(ref.class_stats)
-        arrays["class_labels"] = np.array(labels)
-        arrays["class_mu"] = np.stack([ref.class_stats[c][0] for c in labels])
-        arrays["class_sigma"] = np.stack([ref.class_stats[c][1] for c in labels])
     _atomic_savez(Path(path), **arrays)
 
 
 def load_stats(path: Path) -> ReferenceStats:
-    """Either layout; DataError naming the file and the missing key otherwise."""
+    """Either layout (and older distgan files, whose per-class arrays are left unread); DataError naming the file
+    and the missing key otherwise."""
     path = Path(path)
     try:
         data = np.load(path, allow_pickle=False)
@@ -114,13 +102,9 @@ def load_stats(path: Path) -> ReferenceStats:
         if "format" not in data:
             return ReferenceStats(mu, sigma)
         count = int(data["count"])
-        class_stats = None
-        if "class_labels" in data:
-            class_stats = {int(c): (data["class_mu"][i], data["class_sigma"][i])
-                           for i, c in enumerate(data["class_labels"])}  # fmt: skip
         identity = json.loads(str(data["identity"]))
         root = _checked_root(path, data["sqrt_sigma"], sigma) if "sqrt_sigma" in data else None  # older files: none
-        return ReferenceStats(mu, sigma, None if count < 0 else count, class_stats, identity, root)
+        return ReferenceStats(mu, sigma, None if count < 0 else count, identity, root)
 
 
 def _checked_root(path: Path, root: np.ndarray, sigma: np.ndarray) -> np.ndarray:
@@ -150,7 +134,7 @@ def cache_key(identity: dict) -> str:
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
 
 
-def cached_stats(cache_dir: Path, identity: dict, compute: Callable[[], ReferenceStats], *, need_per_class: bool,
+def cached_stats(cache_dir: Path, identity: dict, compute: Callable[[], ReferenceStats], *,
                  write: bool = True) -> tuple[ReferenceStats, bool]:  # fmt: skip
     """The statistics for `identity` from `cache_dir` when a valid file is there, else `compute()` and store them.
     Returns (statistics, hit). `write=False` on ranks other than 0."""
@@ -160,7 +144,7 @@ def cached_stats(cache_dir: Path, identity: dict, compute: Callable[[], Referenc
             cached = load_stats(path)
         except DataError:
             cached = None  # unreadable: recompute and replace
-        if cached is not None and cached.identity == identity and (cached.class_stats or not need_per_class):
+        if cached is not None and cached.identity == identity:
             return cached, True
     ref = compute()
     ref.identity = identity

@@ -1,6 +1,9 @@
 """Paths are resolved once, where a command starts: nothing a trial or worker does depends on its working directory."""
 
+import socket
 from pathlib import Path
+
+from distgan.errors import DistganError
 
 
 def absolute(path: str | Path | None) -> Path | None:
@@ -23,3 +26,16 @@ def absolute_target(kind: str, target: str | None) -> str | None:
     if colon and (where.endswith(".py") or "/" in where):
         return f"{absolute(where)}:{function}"
     return target
+
+
+def require_visible(token_file: Path, token: str) -> None:
+    """DistganError unless this process sees `token_file` holding `token`, which the sweep's driver wrote under the
+    results directory: every node of a cluster must see that directory (a shared filesystem), or its trials and jobs
+    would write where no other node reads."""
+    seen = token_file.read_text().strip() if token_file.is_file() else None
+    if seen != token:
+        found = "missing" if seen is None else "another sweep's"
+        raise DistganError(
+            f"{token_file.parent} is not shared with host {socket.gethostname()} ({token_file.name} {found}): every "
+            "node must see the results directory (a shared filesystem: docs/reproduce.md)"
+        )

@@ -61,13 +61,19 @@ def memory_gib(shard_dir: Path) -> float:
     return manifest["num_samples"] * math.prod(manifest["image_shape_HWC"]) * MEMORY_BYTES_PER_VALUE / 2**30
 
 
+def loader_workers(cfg: ClassifierConfig) -> int:
+    """`--classifier.loader-workers`, or unset: this worker's CPUs, which the launcher (train/launch.py) has given
+    torch as its thread count from `--cpus-per-worker` (floor, at least 1), e.g. 8 under the ImageNet recipe."""
+    return cfg.loader_workers if cfg.loader_workers is not None else max(1, torch.get_num_threads())
+
+
 def open_split(shard_dir: Path, cfg: ClassifierConfig, *, bad: BadSamples | None = None) -> TrainingData:
     """The data of a shard directory as `cfg.loader` says: "memory" reads it all now, "stream" returns a
     ShardSource, "auto" streams when `memory_gib` passes MEMORY_CAP_GIB."""
     stream = cfg.loader == "stream" or (cfg.loader == "auto" and memory_gib(shard_dir) > MEMORY_CAP_GIB)
     if stream:
         return ShardSource(
-            shard_dir=Path(shard_dir), backend=cfg.loader_backend, num_workers=cfg.loader_workers, bad=bad
+            shard_dir=Path(shard_dir), backend=cfg.loader_backend, num_workers=loader_workers(cfg), bad=bad
         )
     return read_shards(Path(shard_dir), bad=bad)
 
