@@ -32,6 +32,7 @@ def probe(config: dict) -> None:
     # The GPUs Ray lists there, as a GPU node's CUDA would show them: the hardware this machine lacks.
     torch.cuda.is_available = lambda: bool(visible)
     torch.cuda.device_count = lambda: len(visible.split(",")) if visible else 0
+    dist.is_nccl_available = lambda: bool(visible)  # a CUDA build of torch has NCCL
     device = distributed.local_device()
     seen = {
         "local_rank": int(os.environ["LOCAL_RANK"]),
