@@ -243,7 +243,8 @@ def test_python_generator_trains_a_useful_classifier_scored_in_the_domain_and_in
     assert not result["feature_spaces"]["inception"]["class_logits"]
     per_class = inception["per_class"]
     assert len(per_class) == 10 and sum(entry["num_samples"] for entry in per_class.values()) == 60
-    assert all(entry["num_real"] >= 3 and "fid" in entry and "kid_mean" in entry for entry in per_class.values())
+    # 60 real images spread over the class-shuffled training split: each class has the 2 a FID needs, or more.
+    assert all(entry["num_real"] >= 2 and "fid" in entry and "kid_mean" in entry for entry in per_class.values())
     # The real row of each space, made with its real side: IS of the real test split (not the training split the
     # domain extractor learnt), FID of the test split against the training split.
     rows = {path.parent.name.split("-")[1]: json.loads(path.read_text())
