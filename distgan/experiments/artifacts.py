@@ -60,17 +60,21 @@ def _announce(built: bool, what: str, path: Path) -> None:
 def prepare_real_shards(cfg: SweepConfig) -> RealShards:
     """Shards of the real train and test splits (keyed by the data config), checked to share no image."""
     paths = []
+    streamed = cfg.data.source == "image_folder"  # ImageNet-scale: streamed, decoded in a process per CPU
     for split in ("train", "test"):
         out = SweepPaths(cfg.results_dir, cfg.name).real_shards(cfg.data.source, split, digest(cfg.data))
+        # A source read into memory is read before anything is written: a wrong path is one error, and no cache.
+        images = None
+        if not streamed and not out.exists():
+            images = load_split(cfg.data.source, split, path=cfg.data.path, image_size=cfg.data.image_size)
 
-        def make(split=split, out=out) -> None:  # the writers publish out_dir whole themselves
+        def make(split=split, out=out, images=images) -> None:  # the writers publish out_dir whole themselves
             provenance = {"kind": "real", "split": split, "data": to_dict(cfg.data)}
-            if cfg.data.source == "image_folder":  # ImageNet-scale: streamed, decoded in a process per CPU
+            if streamed:
                 options = real_shard_options(cfg.data, num_workers=os.cpu_count())
                 write_image_folder_shards(cfg.data.path, split, out, options=options, image_size=cfg.data.image_size,
                                           provenance=provenance)  # fmt: skip
             else:
-                images = load_split(cfg.data.source, split, path=cfg.data.path, image_size=cfg.data.image_size)
                 provenance["split_rule"] = images.split_rule
                 write_shards(images, out, max_samples_per_shard=cfg.data.shard_max_samples, provenance=provenance,
                              options=real_shard_options(cfg.data))  # fmt: skip
