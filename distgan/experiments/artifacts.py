@@ -26,6 +26,7 @@ from distgan.jobs.placement import sweep_jobs
 from distgan.jobs.scoring import FeatureSpaces
 from distgan.layout import GENERATOR_FILE, META_FILE, MODEL_FILE, SweepPaths
 from distgan.runtime.atomic import build_cached_dir, made_once, write_json_atomic
+from distgan.runtime.hashing import sha256_of
 from distgan.train.launch import Launch, run_data_parallel
 
 log = logging.getLogger("distgan")
@@ -48,6 +49,7 @@ class SweepArtifacts:
     real_test_dir: Path
     generator: SweepGenerator | None  # the sweep's: its trained GAN or the user's; None for spaces that train their own
     extractor_path: Path  # the domain classifier: the domain feature space and every GAN-test accuracy
+    extractor_sha256: str  # hashed once here, not by every trial's driver (ResNet-50: ~100 MB a read)
     spaces: FeatureSpaces  # the feature spaces' networks and metric settings
     references: dict[str, Path]  # feature space -> its real side and real row (experiments/feature_spaces.py)
     spaces_described: dict  # result.json's `feature_spaces`
@@ -134,6 +136,7 @@ def prepare_sweep(
         real_test_dir=real.test_dir,
         generator=generator,
         extractor_path=extractor_path,
+        extractor_sha256=sha256_of(extractor_path),
         spaces=spaces,
         references=prepare_references(cfg, spaces, real.train_dir, real.test_dir),
         spaces_described=describe_spaces(cfg, spaces),

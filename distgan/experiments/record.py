@@ -18,7 +18,6 @@ from distgan.experiments.classifier import TrainingSet
 from distgan.experiments.synthetic import SweepGenerator
 from distgan.jobs.scoring import REAL_ROW_SPLITS
 from distgan.jobs.stages import read_stages
-from distgan.runtime.hashing import sha256_of
 from distgan.schema import GAN_FIELDS, SCORES, flat_quality, gan_train_accuracy
 from distgan.train.gan import resolved_gan
 
@@ -60,7 +59,7 @@ def result_record(
             "train_manifest_sha256": manifest_digest(train_dir),
             "test_manifest_sha256": manifest_digest(artifacts.real_test_dir),
             "generator_sha256": None if generator is None else generator.sha256,
-            "extractor_sha256": sha256_of(artifacts.extractor_path),
+            "extractor_sha256": artifacts.extractor_sha256,
         },
         "workers": cfg.workers_per_trial,
         "node": {"hostname": platform.node(), "ray_node_id": _ray_node_id()},
