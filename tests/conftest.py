@@ -2,11 +2,13 @@
 sweeps of the session share. What tests repeat that is not a fixture lives in helpers.py."""
 
 import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
-from helpers import REPO, USER_ENV, copy_checkout, readme_commands
+from helpers import MAIN_JOB, REPO, USER_ENV, copy_checkout, readme_commands
 
 __all__ = ["REPO", "USER_ENV", "readme_commands"]  # test modules import these from here too
 
@@ -17,6 +19,25 @@ def checkout(tmp_path_factory):
     the README's commands run as typed, relative paths and all. The tests share it: the main job's caches serve
     the sweeps that follow it, as they would a user's."""
     return copy_checkout(tmp_path_factory.mktemp("clone") / "distgan")
+
+
+@pytest.fixture(scope="session")
+def quick_sweep(checkout):
+    """The README's main job with `--quick`, typed in the checkout: (the sweep directory the command printed, its
+    stdout). Its results directory's caches (real shards, GAN, domain extractor, real sides, synthetic sets) serve
+    every later sweep of the session that asks for the same artifacts, as they would a user's next sweep."""
+    assert MAIN_JOB == ["python", "tune/sweep.py", "--space", "replacement"]
+    done = subprocess.run(
+        [sys.executable, *MAIN_JOB[1:], "--quick"], capture_output=True, text=True, timeout=420, env=USER_ENV,
+        cwd=checkout,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+    printed = re.search(r"^Report: (.+)$", done.stdout, re.MULTILINE)
+    assert printed, done.stdout[-3000:]
+    report = Path(printed.group(1))
+    assert report == checkout / "results" / "replacement-digits-quick" / "report.md"  # where the user typed it
+    assert report.is_file()
+    return report.parent, done.stdout
 
 
 @pytest.fixture(scope="session")

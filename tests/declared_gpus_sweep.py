@@ -3,6 +3,7 @@ the CPU (this torch has no CUDA: every rank's device is the CPU, its process gro
 tests/test_declared_gpus.py.
 
 usage: declared_gpus_sweep.py RESULTS_DIR GENERATOR_TARGET OUT_JSON
+RESULTS_DIR: the main job's (its real shards, domain extractor and real sides are cache hits).
 Runs a replacement sweep with 1 worker × 1 GPU, then with 2 workers × 1 GPU each, then asks for 4 workers × 1 GPU
 (a trial the cluster can never hold); writes {sweep: "finished" | "refused: <message>"} to OUT_JSON.
 """
@@ -17,7 +18,7 @@ from distgan.errors import DistganError
 
 results_dir, target, out_json = sys.argv[1:4]
 COMMON = ["--quick", "--results-dir", results_dir, "--generator.kind", "python", "--generator.target", target,
-          "--include-real", "false", "--classifier.epochs", "1", "--metrics.extractor-epochs", "1"]  # fmt: skip
+          "--include-real", "false", "--classifier.epochs", "1"]  # fmt: skip
 SWEEPS = {
     "one-worker-one-gpu": ["--workers-per-trial", "1", "--cpus-per-worker", "0.5", "--gpus-per-worker", "1"],
     # Another seed: its own synthetic set (the first sweep's is cached under the same results directory).

@@ -42,6 +42,10 @@ def readme_commands(heading: str) -> list[list[str]]:
     return commands
 
 
+# The README's main job, exactly as written there (its `python` is the venv's, as after activating it).
+(MAIN_JOB,) = [argv for argv in readme_commands("By hand, the same steps:") if "tune/sweep.py" in argv]
+
+
 def copy_checkout(root: Path) -> Path:
     """Copy this checkout's tracked and not-ignored files to root, as a fresh clone has them (no results/, no
     .venv)."""

@@ -33,20 +33,21 @@ def make(num_classes, device):
 """
 
 
-def test_every_workers_by_gpus_choice_finishes_or_is_refused_before_any_trial(tmp_path):
+def test_every_workers_by_gpus_choice_finishes_or_is_refused_before_any_trial(quick_sweep, tmp_path):
     (tmp_path / "carrier.py").write_text(CLASS_CARRIER)
     out_json = tmp_path / "outcomes.json"
     script = Path(__file__).with_name("declared_gpus_sweep.py")
-    done = subprocess.run([sys.executable, str(script), str(tmp_path / "results"), f"{tmp_path}/carrier.py:make",
-                           str(out_json)], capture_output=True, text=True, timeout=900, env=USER_ENV)  # fmt: skip
+    results = quick_sweep[0].parent
+    done = subprocess.run([sys.executable, str(script), str(results), f"{tmp_path}/carrier.py:make", str(out_json)],
+                          capture_output=True, text=True, timeout=900, env=USER_ENV)  # fmt: skip
     assert done.returncode == 0, done.stderr[-4000:]
     outcomes = json.loads(out_json.read_text())
     assert outcomes["one-worker-one-gpu"] == "finished" and outcomes["two-workers-one-gpu-each"] == "finished"
     assert outcomes["four-workers-one-gpu-each"].startswith("refused: a trial needs"), outcomes
     assert "4 GPUs" in outcomes["four-workers-one-gpu-each"]
-    assert not SweepPaths(tmp_path / "results", "four-workers-one-gpu-each").trials_dir.exists()
+    assert not SweepPaths(results, "four-workers-one-gpu-each").trials_dir.exists()
     for name, world in (("one-worker-one-gpu", 1), ("two-workers-one-gpu-each", 2)):
-        result = json.loads((SweepPaths(tmp_path / "results", name).trial_dir("generated") / RESULT_FILE).read_text())
+        result = json.loads((SweepPaths(results, name).trial_dir("generated") / RESULT_FILE).read_text())
         for stage in ("sample", "score", "train", "evaluate"):
             record = result["stages"][stage]
             assert record["world_size"] == world and len(record["ranks"]) == world, (name, stage, record)

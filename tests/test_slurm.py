@@ -119,10 +119,12 @@ def test_train_job_on_two_nodes_matches_torchrun_on_one(slurm, digits_shards, tm
     assert scores["top1_error"] == expected["top1_error"] and scores["top5_error"] == expected["top5_error"]
 
 
-def test_sweep_job_starts_ray_on_both_nodes_and_tears_it_down(slurm, tmp_path):
-    results = tmp_path / "results"
-    sweep = ["--quick", "--knob-values", "1.0", "--gan.iterations", "20", "--classifier.epochs", "1",
-             "--metrics.extractor-epochs", "1", "--results-dir", str(results)]  # fmt: skip
+def test_sweep_job_starts_ray_on_both_nodes_and_tears_it_down(slurm, quick_sweep, tmp_path):
+    """Into the main job's results directory, as a user's next sweep on shared storage: the shared artifacts are
+    cache hits and the job's Ray cluster runs the two trials."""
+    results = quick_sweep[0].parent
+    sweep = ["--quick", "--name", "slurm", "--knob-values", "1.0", "--classifier.epochs", "1",
+             "--results-dir", str(results)]  # fmt: skip
     log = tmp_path / "sweep-%j.out"
     job_id = distgan_slurm(slurm, "sweep", "--nodes", "2", "--cpus-per-task", "2", "--time", "20",
                            "--output", str(log), "--submit", "--", *sweep)  # fmt: skip
@@ -130,11 +132,11 @@ def test_sweep_job_starts_ray_on_both_nodes_and_tears_it_down(slurm, tmp_path):
     output = Path(str(log).replace("%j", job_id)).read_text()
     assert state == "COMPLETED", output[-6000:]
     assert "Ray cluster up: 2 nodes alive, 4 CPUs, 0 GPUs" in output
-    reports = list(results.glob("*/report.md"))
-    assert len(reports) == 1 and "Table 1" in reports[0].read_text()
+    assert "cache hit, generator" in output
+    assert "Table 1" in (results / "slurm" / "report.md").read_text()
     # Two concurrent trials of 2 CPUs each (a driver of 1 CPU, 2 workers of 0.5) on two nodes of 2 CPUs: whichever
     # way Ray packs the drivers and workers, together they occupy both Slurm nodes.
-    trials = [json.loads(path.read_text()) for path in results.glob("*/trials/*/result.json")]
+    trials = [json.loads(path.read_text()) for path in results.glob("slurm/trials/*/result.json")]
     assert len(trials) == 2, trials
     used = {node for trial in trials for node in [trial["node"]["ray_node_id"], *trial["worker_nodes"]]}
     assert len(used) == 2, [(trial["node"], trial["worker_nodes"]) for trial in trials]

@@ -7,7 +7,6 @@ user error run as typed; the other user errors in this process."""
 import json
 import math
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -20,12 +19,12 @@ import pytest
 import ray
 import torch
 from helpers import (
+    MAIN_JOB,
     REPO,
     USER_ENV,
     main_job_sets,
     read_json,
     read_report_csv,
-    readme_commands,
     run_sweep_in_process,
     working_directory,
 )
@@ -35,8 +34,6 @@ from PIL import Image
 import distgan.sweep
 from distgan.runtime.hashing import sha256_of
 
-# The README's main job, exactly as written there (its `python` is the venv's, as after activating it).
-(MAIN_JOB,) = [argv for argv in readme_commands("By hand, the same steps:") if "tune/sweep.py" in argv]
 SWEEP = [sys.executable, MAIN_JOB[1]]  # python tune/sweep.py: the spaces below are the same door
 ONE_WORKER = ("--workers-per-trial", "1", "--cpus-per-worker", "1")
 
@@ -50,23 +47,6 @@ def sweep_here(quick_sweep, *flags: str):
     (absolute: in the checkout's tmp copy), so that it shares the main job's caches as a user's next sweep would."""
     sweep_dir, _ = quick_sweep
     return run_sweep_in_process(sweep_dir.parents[1], *flags, "--results-dir", str(sweep_dir.parent))
-
-
-@pytest.fixture(scope="session")
-def quick_sweep(checkout):
-    """(the sweep directory the command printed, its stdout)."""
-    assert MAIN_JOB == ["python", "tune/sweep.py", "--space", "replacement"]
-    done = subprocess.run(
-        [sys.executable, *MAIN_JOB[1:], "--quick"], capture_output=True, text=True, timeout=420, env=USER_ENV,
-        cwd=checkout,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
-    printed = re.search(r"^Report: (.+)$", done.stdout, re.MULTILINE)
-    assert printed, done.stdout[-3000:]
-    report = Path(printed.group(1))
-    assert report == checkout / "results" / "replacement-digits-quick" / "report.md"  # where the user typed it
-    assert report.is_file()
-    return report.parent, done.stdout
 
 
 def test_make_run_runs_the_readme_main_job():
