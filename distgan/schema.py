@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from distgan.errors import ConfigError
 
-EXPERIMENTS = ("replacement", "augmentation", "gan", "gan-test")  # also the order of the report's sections
+EXPERIMENTS = ("replacement", "augmentation", "gan", "gan-test", "compare")  # also the order of the report's sections
 TRAINING_SETS = ("real", "synthetic", "real+synthetic")  # what a trial's classifier was trained on
 
 # Every result names its sweep, trial, training set, classes and config; the rest may be missing or null when
@@ -23,7 +23,10 @@ SCORES = (  # Tune reports them beside the labelled sample metrics; the report t
 # The sample metrics of result["quality"][feature space]; flattened by the readers as labelled(metric, space).
 QUALITY_SCORES = ("inception_score_mean", "inception_score_std", "fid", "kid_mean", "kid_std", "cmmd")
 QUALITY_LABELS = {"inception_score_mean": "IS", "fid": "FID", "kid_mean": "KID", "cmmd": "CMMD"}
+# Memorisation of the real training split (metrics/memorisation.py), also in result["quality"][feature space].
+MEMORISATION_LABELS = {"copy_rate": "Copy rate", "authpct": "AuthPct", "ct": "C_T"}
 OPTIONAL_KEYS = (  # gan_train_accuracy is not among them: a result without it gets it derived (`gan_train_accuracy`)
+    "generator_name",  # the compare space's name of the generator (the readers name any other by its kind)
     "knob",
     "knob_value",
     "synthetic_fraction",
@@ -46,6 +49,7 @@ OPTIONAL_KEYS = (  # gan_train_accuracy is not among them: a result without it g
 CSV_COLUMNS = (  # report.csv: one row per trial, then labelled(metric, space) for every space of the sweep
     "experiment",
     "trial",
+    "generator",  # its name in a compare sweep, else its kind; "real" for the real row
     "training_set",
     "knob",
     "knob_value",
@@ -156,6 +160,7 @@ def gan_train_accuracy(training_set: str, top1_error: float | None) -> float | N
 
 def flat_quality(quality: dict | None) -> dict:
     """result["quality"] ({space: {metric: value}}) flattened as every table, column and Tune metric names its
-    numbers: {labelled(metric, space): value} for each of QUALITY_SCORES (None where a space did not measure it)."""
+    numbers: {labelled(metric, space): value} for each of QUALITY_SCORES and MEMORISATION_LABELS (None where a space
+    did not measure it)."""
     return {labelled(metric, space): scores.get(metric) for space, scores in (quality or {}).items()
-            for metric in QUALITY_SCORES}  # fmt: skip
+            for metric in (*QUALITY_SCORES, *MEMORISATION_LABELS)}  # fmt: skip

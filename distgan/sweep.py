@@ -5,7 +5,8 @@
     outcome = run(digits_quick())          # SweepOutcome(report_path=..., wall_time_sec=...)
 
 With no flag the main job runs offline on this machine's CPUs on the embedded digits and ends with a report.
-Spaces: replacement, augmentation, gan, gan-test, or a YAML file. Every config field is a flag (`--help`
+Spaces: replacement, augmentation, gan, gan-test, compare (`--generators FILE.yaml`: several generators ranked), or a
+YAML file. Every config field is a flag (`--help`
 lists them); `--config FILE.yaml` sets many at once; `--resume` goes on with a sweep whose driver died.
 """
 
@@ -20,7 +21,8 @@ import yaml
 from distgan.config import SweepConfig
 from distgan.errors import ConfigError, DistganError
 from distgan.experiments.artifacts import prepare_real_shards
-from distgan.experiments.spaces import build_space, experiment_of, with_space_fields
+from distgan.experiments.compared import COMPARE, resolve_generators
+from distgan.experiments.spaces import build_space, compare_space, experiment_of, with_space_fields
 from distgan.experiments.sweep import SweepOutcome, require_resumable, run_sweep
 from distgan.experiments.synthetic import resolve_generator
 from distgan.flags import add_flags, apply_flags, with_overrides
@@ -33,7 +35,7 @@ def run(cfg: SweepConfig, *, resume: bool = False) -> SweepOutcome:
 
     Pre-flight, once and in this order, before Ray starts: the config and every name in it, resumability, the space,
     the generator kind's constraints, the real shards (read and checked), the generator (opened once, its contract
-    probed on two images, its knob values set)."""
+    probed on two images, its knob values set; in the compare space, each generator of --generators so)."""
     validate(cfg)
     if resume:
         require_resumable(cfg)
@@ -41,6 +43,9 @@ def run(cfg: SweepConfig, *, resume: bool = False) -> SweepOutcome:
     if experiment_of(cfg) in ("gan", "gan-test") and not cfg.generator.trained_by_the_sweep:
         raise ConfigError(f"--space {cfg.space} trains its own GANs: it takes no --generator.kind/--generator.weights")
     real = prepare_real_shards(cfg)
+    if experiment_of(cfg) == COMPARE:
+        compared = resolve_generators(cfg, real.train_dir)
+        return run_sweep(cfg, compare_space(cfg, compared), real, generator=None, compared=compared, resume=resume)
     cfg, generator = resolve_generator(cfg, real.train_dir)
     return run_sweep(cfg, build_space(cfg), real, generator=generator, resume=resume)
 

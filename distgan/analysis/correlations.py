@@ -50,11 +50,24 @@ def _spearman_along(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
     return _pearson_along(stats.rankdata(x, axis=axis), stats.rankdata(y, axis=axis), axis=axis)
 
 
+def _kendall_along(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
+    # Kendall's τ-b (as scipy.stats.kendalltau, which has no axis): over the pairs, Σ sign(Δx)·sign(Δy) is C − D and
+    # Σ sign(Δx)² counts the pairs not tied in x; NaN (0/0) where a column is constant. O(n²): n generators.
+    x, y = np.moveaxis(x, axis, -1), np.moveaxis(y, axis, -1)
+    dx, dy = np.sign(x[..., :, None] - x[..., None, :]), np.sign(y[..., :, None] - y[..., None, :])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (dx * dy).sum((-2, -1)) / np.sqrt((dx * dx).sum((-2, -1)) * (dy * dy).sum((-2, -1)))
+
+
+STATISTICS = {"pearson": _pearson_along, "spearman": _spearman_along, "kendall": _kendall_along}
+
+
 def bootstrap_interval(x: np.ndarray, y: np.ndarray, method: str, seed: int = BOOTSTRAP_SEED) -> dict:
-    """Paired percentile bootstrap interval of Pearson's r or Spearman's ρ. Resamples in which a column is
-    constant (likely with few rows: e.g. all draws the same row) have no correlation; they are dropped and
-    counted, and the interval is the percentile interval of the rest. With none dropped it equals SciPy's."""
-    statistic = _pearson_along if method == "pearson" else _spearman_along
+    """Paired percentile bootstrap interval of Pearson's r, Spearman's ρ or Kendall's τ (`method`). Resamples in
+    which a column is constant (likely with few rows: e.g. all draws the same row) have no correlation; they are
+    dropped and counted, and the interval is the percentile interval of the rest. With none dropped it equals
+    SciPy's."""
+    statistic = STATISTICS[method]
     with warnings.catch_warnings():
         # SciPy warns about the NaN resamples that are handled here.
         warnings.simplefilter("ignore")

@@ -1,5 +1,6 @@
 """Figures of a sweep: per-class accuracy real vs the best knob value (the paper's Figure 1), IS/FID vs Top-1 error,
-Top-1 accuracy against the fraction of extra generated data (the paper's Figure 2)."""
+Top-1 accuracy against the fraction of extra generated data (the paper's Figure 2); in the compare space, Top-1 error
+against the knob per generator and each sample metric against Top-1 error coloured by generator."""
 
 from pathlib import Path
 
@@ -70,3 +71,45 @@ def augmentation_figure(rows: list[dict]):
     ax.set_title("Real training data augmented with generated data")
     ax.legend(loc="best", fontsize=8)
     return fig
+
+
+def compare_error_figure(sets: list[dict], real: dict | None, path: Path) -> None:
+    """Mean Top-1 error against the knob value, one curve per generator with its interval band over seeds
+    (`leaderboard.leaderboard`'s sets); a generator without knob, and the real rows, as horizontal lines and bands."""
+    fig, ax = plt.subplots(figsize=(6.5, 4), layout="constrained")
+    bands = [("real data", real, "black")] if real is not None else []
+    for index, name in enumerate(dict.fromkeys(s["generator"] for s in sets)):
+        color = f"C{index % 10}"
+        points = sorted((s for s in sets if s["generator"] == name), key=lambda s: s["knob_value"] or 0.0)
+        if points[0]["knob_value"] is None:
+            bands.append((f"{name} (no knob)", points[0]["top1"], color))
+            continue
+        x = [s["knob_value"] for s in points]
+        ax.plot(x, [100 * s["top1"]["mean"] for s in points], marker="o", color=color, label=name)
+        ax.fill_between(x, [100 * s["top1"]["low"] for s in points], [100 * s["top1"]["high"] for s in points],
+                        color=color, alpha=0.2)  # fmt: skip
+    for label, stat, color in bands:
+        ax.axhline(100 * stat["mean"], color=color, linestyle="--", label=label)
+        if np.isfinite(stat["low"]):
+            ax.axhspan(100 * stat["low"], 100 * stat["high"], color=color, alpha=0.1)
+    ax.set_xlabel("knob value (τ, guidance scale, ...)")
+    ax.set_ylabel("Top-1 error (%) on the real test split")
+    ax.set_title("Classification error of each generator's images (band: 95 % interval over seeds)")
+    ax.legend(loc="best", fontsize=8)
+    save_figure(fig, path)
+
+
+def compare_metrics_figure(sets: list[dict], columns: list[tuple[str, str]], path: Path) -> None:
+    """Each sample metric (one panel per metric and feature space) of every generated set against the mean Top-1
+    error of its classifiers, points coloured by generator."""
+    names = list(dict.fromkeys(s["generator"] for s in sets))
+    fig, axes = plt.subplots(1, len(columns), figsize=(4.2 * len(columns), 3.8), layout="constrained", squeeze=False)
+    for ax, (key, label) in zip(axes[0], columns, strict=True):
+        for index, name in enumerate(names):
+            points = [(s[key], 100 * s["top1"]["mean"]) for s in sets if s["generator"] == name and is_number(s[key])]
+            ax.scatter([p[0] for p in points], [p[1] for p in points], color=f"C{index % 10}", label=name)
+        ax.set_xlabel(label)
+        ax.set_ylabel("Top-1 error (%)")
+    axes[0][-1].legend(loc="best", fontsize=8)
+    fig.suptitle("Sample and memorisation metrics against classification error, by generator")
+    save_figure(fig, path)

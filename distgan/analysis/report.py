@@ -1,5 +1,6 @@
-"""`report.md`, `report.csv`, `correlations.json` and the PNG figures of a results directory, rebuilt from
-its trials' result.json alone. Sections appear only for the experiments present."""
+"""`report.md`, `report.csv`, `correlations.json`, the PNG figures and, for a compare sweep, `leaderboard.csv` of a
+results directory, rebuilt from its trials' result.json (and failure.json) alone. Sections appear only for the
+experiments present."""
 
 import csv
 import io
@@ -7,6 +8,7 @@ import json
 from pathlib import Path
 
 from distgan.analysis import markdown as md
+from distgan.analysis.compare_report import compare_sections
 from distgan.analysis.correlations import (
     CONFIDENCE_LEVEL,
     N_RESAMPLES,
@@ -22,7 +24,15 @@ from distgan.analysis.figures import (
     save_figure,
 )
 from distgan.analysis.gan_curves import LOSSES_FIGURE, loss_curves_figure
-from distgan.analysis.results import feature_spaces, knob_of, load_results, of_experiment, trials_without_result
+from distgan.analysis.leaderboard import memorisation_columns
+from distgan.analysis.results import (
+    feature_spaces,
+    knob_of,
+    load_results,
+    of_experiment,
+    trial_failures,
+    trials_without_result,
+)
 from distgan.analysis.tables import (
     augmentation_rows,
     class_analysis,
@@ -40,10 +50,10 @@ FIGURE_ORDER = ("per_class_accuracy.png", "metrics_vs_error.png", "augmentation.
 
 
 def csv_row(result: dict, columns: list[str]) -> dict:
-    """One report.csv row of a result: its numbers, the generator's hyperparameters as gan_* columns, and its
-    sample metrics as labelled columns (e.g. fid[inception])."""
+    """One report.csv row of a result: its numbers, the generator's name (`generator`) and hyperparameters as gan_*
+    columns, and its sample metrics as labelled columns (e.g. fid[inception])."""
     gan = result["gan"] if isinstance(result["gan"], dict) else {}
-    row = {key: result.get(key) for key in columns}
+    row = {key: result.get(key) for key in columns} | {"generator": result["generator_name"]}
     row |= {f"gan_{key}": gan.get(key) for key in GAN_FIELDS}
     return row
 
@@ -51,6 +61,7 @@ def csv_row(result: dict, columns: list[str]) -> dict:
 def _csv_text(results: list[dict]) -> str:
     spaces = feature_spaces(results)
     columns = [*CSV_COLUMNS, *(labelled(metric, space) for space in spaces for metric in QUALITY_SCORES)]
+    columns += [key for key, _ in memorisation_columns(results)]  # measured (compare) only
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
@@ -156,6 +167,8 @@ def build_report(sweep_dir: Path, *, extra_sections: list[str | None] | None = N
     sections = _header(results)
     figures = []
     replacement = of_experiment(results, "replacement")
+    if of_experiment(results, "compare"):  # first: the report's first table is the leaderboard
+        sections += compare_sections(sweep_dir, results)
     if replacement:
         sections += _replacement_sections(results, replacement[0])
     augmentation = augmentation_rows(results)
@@ -229,9 +242,11 @@ def build_report(sweep_dir: Path, *, extra_sections: list[str | None] | None = N
         )
     unfinished = trials_without_result(sweep_dir)
     if unfinished:
+        failures = trial_failures(sweep_dir)
         sections.append(
             "## Trials without a result\n"
             f"No result.json (failed, stopped before writing, or still running): {', '.join(unfinished)}."
+            + "".join(f"\n- `{name}`: {failure['error']}" for name, failure in failures.items())
         )
     sections += [s for s in (utilisation_section(sweep_dir), *(extra_sections or [])) if s]
     write_text_atomic(sweep_dir / "report.csv", _csv_text(results))

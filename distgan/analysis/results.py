@@ -11,7 +11,7 @@ import math
 from pathlib import Path
 
 from distgan.errors import DataError
-from distgan.layout import RESULT_FILE, SweepPaths
+from distgan.layout import FAILURE_FILE, RESULT_FILE, SweepPaths
 from distgan.schema import (
     EXPERIMENTS,
     OPTIONAL_KEYS,
@@ -52,6 +52,9 @@ def normalise(result: dict, path: Path) -> dict:
     out |= flat_quality(out["quality"])
     for key in OPTIONAL_KEYS:
         out.setdefault(key, None)
+    if out["generator_name"] is None:  # outside the compare space: the one generator, by its kind
+        generator = out["generator"] if isinstance(out["generator"], dict) else {"kind": "distgan"}  # older: a GAN's
+        out["generator_name"] = "real" if out["training_set"] == "real" else generator["kind"]
     if "gan_train_accuracy" not in out:
         top1_error = out["top1_error"] if is_number(out["top1_error"]) else None
         out["gan_train_accuracy"] = gan_train_accuracy(out["training_set"], top1_error)
@@ -89,6 +92,14 @@ def trials_without_result(sweep_dir: Path) -> list[str]:
     if not trials.is_dir():
         return []
     return sorted(d.name for d in trials.iterdir() if d.is_dir() and not (d / RESULT_FILE).exists())
+
+
+def trial_failures(sweep_dir: Path) -> dict[str, dict]:
+    """{trial: its failure.json} of the trials without a result that ended on a user's error: the one-line error
+    and the point of the space it was to measure."""
+    trials = SweepPaths.of(sweep_dir).trials_dir
+    return {name: json.loads((trials / name / FAILURE_FILE).read_text()) for name in trials_without_result(sweep_dir)
+            if (trials / name / FAILURE_FILE).is_file()}  # fmt: skip
 
 
 def load_results(sweep_dir: Path) -> list[dict]:

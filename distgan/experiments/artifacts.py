@@ -7,7 +7,7 @@ valid.
 
 import logging
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from distgan.config import GanConfig, SweepConfig, digest, to_dict
@@ -18,6 +18,7 @@ from distgan.data.overlap import refuse_shared_images
 from distgan.data.shards import write_shards
 from distgan.data.sources import load_split
 from distgan.data.writer import real_shard_options
+from distgan.experiments.compared import ComparedGenerator
 from distgan.experiments.feature_spaces import describe_spaces, feature_spaces, prepare_references
 from distgan.experiments.synthetic import SweepGenerator, trained_gan
 from distgan.jobs.classifier import ClassifierJob, classifier_worker
@@ -53,6 +54,7 @@ class SweepArtifacts:
     spaces: FeatureSpaces  # the feature spaces' networks and metric settings
     references: dict[str, Path]  # feature space -> its real side and real row (experiments/feature_spaces.py)
     spaces_described: dict  # result.json's `feature_spaces`
+    compared: dict[str, ComparedGenerator] = field(default_factory=dict)  # the compare space's generators, by name
 
 
 def _announce(built: bool, what: str, path: Path) -> None:
@@ -122,10 +124,16 @@ def prepare_extractor(cfg: SweepConfig, real: RealShards) -> Path:
 
 
 def prepare_sweep(
-    cfg: SweepConfig, real: RealShards, *, generator: SweepGenerator | None, with_generator: bool = True
+    cfg: SweepConfig,
+    real: RealShards,
+    *,
+    generator: SweepGenerator | None,
+    with_generator: bool = True,
+    compared: dict[str, ComparedGenerator] | None = None,
 ) -> SweepArtifacts:
     """Everything the trials share, made (or found) before the first trial starts. `generator`: the user's (opened
-    by `synthetic.resolve_generator`); None: the sweep trains cfg.gan, unless `with_generator` is False."""
+    by `synthetic.resolve_generator`); None: the sweep trains cfg.gan, unless `with_generator` is False. `compared`:
+    the compare space's generators."""
     if generator is None and with_generator:
         generator = prepare_generator(cfg, real.train_dir, cfg.gan, launch=sweep_jobs(cfg))
     extractor_path = prepare_extractor(cfg, real)
@@ -140,6 +148,7 @@ def prepare_sweep(
         spaces=spaces,
         references=prepare_references(cfg, spaces, real.train_dir, real.test_dir),
         spaces_described=describe_spaces(cfg, spaces),
+        compared=compared or {},
     )
 
 

@@ -25,6 +25,7 @@ class TrainingSet:
     real: bool
     knob_value: float | None = None
     fraction: float | None = None
+    generator: str | None = None  # compare: the generator's name in --generators
 
     @property
     def kind(self) -> str:

@@ -43,6 +43,7 @@ def result_record(
         "experiment": training.experiment,
         "trial": trial_dir.name,
         "training_set": training.kind,
+        "generator_name": training.generator,
         "knob": None if generator is None else generator.knob,
         "knob_value": training.knob_value,
         "synthetic_fraction": training.fraction,

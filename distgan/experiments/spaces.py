@@ -1,5 +1,6 @@
-"""Sweep spaces: one readable declaration each, registered by name (the choices of `--space`), and
-custom spaces from a YAML file (`--space my_space.yaml`, format in docs/sweeps.md)."""
+"""Sweep spaces: one readable declaration each, registered by name (the choices of `--space`), the compare space
+over the generators of a file (`--space compare --generators FILE.yaml`, docs/compare.md), and custom spaces from a
+YAML file (`--space my_space.yaml`, format in docs/sweeps.md)."""
 
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 
 from distgan.config import GanConfig, SweepConfig
 from distgan.errors import ConfigError
+from distgan.experiments.compared import COMPARE, ComparedGenerator, check_compare, with_memorisation
 from distgan.flags import with_overrides
 from distgan.models.checks import check_gan
 from distgan.models.gan import GAN_ARCHS, makes_image_size
@@ -53,6 +55,18 @@ def replacement(cfg: SweepConfig) -> SweepSpace:
     row."""
     points = [REAL_ROW] * cfg.include_real + [synthetic_point(value) for value in cfg.knob_values]
     return SweepSpace(experiment="replacement", param_space={"point": tune.grid_search(points)})
+
+
+def compare_space(cfg: SweepConfig, compared: dict[str, ComparedGenerator]) -> SweepSpace:
+    """Every (generator, knob value) of the file a replacement trial on the same real data, classifier and schedule,
+    plus the real row; each trained --seeds times, the classifier's seed a grid axis (seeds run concurrently)."""
+    points = [REAL_ROW] * cfg.include_real + [
+        synthetic_point(value) | {"generator": name, "knob": named.knob}
+        for name, named in compared.items()
+        for value in named.knob_values
+    ]
+    seeds = tune.grid_search(list(range(cfg.seeds)))
+    return SweepSpace(experiment=COMPARE, param_space={"point": tune.grid_search(points), "seed": seeds})
 
 
 @register_space("augmentation")
@@ -162,6 +176,7 @@ def _check_gan_values(name: str, values: object, path: Path, cfg: SweepConfig) -
 
 
 YAML_FIELDS = ("knob_values", "fractions", "include_real", "num_samples")  # config fields a YAML space may set
+YAML_EXPERIMENTS = tuple(experiment for experiment in EXPERIMENTS if experiment != COMPARE)
 
 
 def _space_file(path: Path) -> dict:
@@ -172,8 +187,9 @@ def _space_file(path: Path) -> dict:
     known = {"experiment", "gan", *YAML_FIELDS}
     if unknown := sorted(set(spec) - known):
         raise ConfigError(f"{path}: unknown key(s) {unknown}; known: {sorted(known)}")
-    if spec.get("experiment") not in EXPERIMENTS:
-        raise ConfigError(f"{path}: experiment must be one of {list(EXPERIMENTS)} (got {spec.get('experiment')!r})")
+    if spec.get("experiment") not in YAML_EXPERIMENTS:
+        raise ConfigError(f"{path}: experiment must be one of {list(YAML_EXPERIMENTS)} (got {spec.get('experiment')!r}"
+                          "; a comparison of generators: --space compare --generators FILE)")  # fmt: skip
     unknown_gan = sorted(set(spec.get("gan") or {}) - set(GanConfig.__dataclass_fields__))
     if unknown_gan:
         raise ConfigError(f"{path}: unknown gan field(s) {unknown_gan}")
@@ -185,14 +201,19 @@ def _is_file(space: str) -> bool:
 
 
 def experiment_of(cfg: SweepConfig) -> str:
-    """The experiment cfg.space runs (replacement, augmentation, gan, gan-test)."""
+    """The experiment cfg.space runs (replacement, augmentation, gan, gan-test, compare)."""
+    if cfg.space == COMPARE:
+        return COMPARE
     if _is_file(cfg.space):
         return _space_file(Path(cfg.space))["experiment"]
     return SPACES.get_or_raise(cfg.space)(cfg).experiment
 
 
 def with_space_fields(cfg: SweepConfig) -> SweepConfig:
-    """cfg with the fields a YAML space sets (YAML_FIELDS), its GAN entries checked; a registered space sets none."""
+    """cfg with the fields a YAML space sets (YAML_FIELDS), its GAN entries checked; the compare space's memorisation
+    metrics; a registered space sets none."""
+    if cfg.space == COMPARE:
+        return with_memorisation(cfg)
     if not _is_file(cfg.space):
         return cfg
     path = Path(cfg.space)
@@ -241,8 +262,14 @@ def _iteration_values(parameter: object) -> list[int]:
 
 
 def check_space(cfg: SweepConfig) -> None:
-    """ConfigError naming --space unless it is registered or a readable YAML space (its keys and GAN entries)."""
-    if _is_file(cfg.space):
+    """ConfigError naming --space unless it is registered, compare with a readable --generators file, or a readable
+    YAML space (its keys and GAN entries); --seeds above 1 only with compare."""
+    if cfg.space == COMPARE or cfg.generators is not None:
+        check_compare(cfg)
+    elif cfg.seeds != 1:
+        raise ConfigError(f"--seeds: several classifiers per set in --space compare only (got {cfg.seeds})")
+    elif _is_file(cfg.space):
         with_space_fields(cfg)
     elif cfg.space not in SPACES:
-        raise ConfigError(f"--space: unknown space {cfg.space!r}; choose from {sorted(SPACES)} or give a YAML file")
+        raise ConfigError(f"--space: unknown space {cfg.space!r}; choose from {sorted(SPACES)}, {COMPARE} (with "
+                          "--generators) or give a YAML file")  # fmt: skip

@@ -16,6 +16,7 @@ from distgan.analysis.report import build_report
 from distgan.config import SweepConfig, to_dict
 from distgan.errors import DistganError
 from distgan.experiments.artifacts import RealShards, prepare_sweep
+from distgan.experiments.compared import ComparedGenerator
 from distgan.experiments.spaces import SweepSpace
 from distgan.experiments.synthetic import SweepGenerator
 from distgan.experiments.trial import USER_ERROR_KEY, run_trial, trial_name
@@ -57,12 +58,14 @@ def run_sweep(
     real: RealShards,
     *,
     generator: SweepGenerator | None,
+    compared: dict[str, ComparedGenerator] | None = None,
     resume: bool = False,
 ) -> SweepOutcome:
     """Make the shared artifacts, run every trial of `space` under Ray Tune, write the report.
 
     generator: the user's (`synthetic.resolve_generator`); None: the sweep trains cfg.gan (or, in the gan and
     gan-test spaces, each trial its own).
+    compared: the compare space's generators by name (`compared.resolve_generators`); its trials sample those.
     resume: go on with the sweep in its directory after its driver died: finished trials are kept, the others run
     (from their checkpoints). Without it, an existing sweep of that name is started afresh.
     """
@@ -77,7 +80,8 @@ def run_sweep(
     token = uuid.uuid4().hex  # each trial checks its node sees it: the results directory is shared
     write_text_atomic(paths.token_file, token)
     concurrency = start_ray(cfg)
-    artifacts = prepare_sweep(cfg, real, generator=generator, with_generator=space.experiment != "gan")
+    with_generator = space.experiment not in ("gan", "compare")  # those trials' generators are their own
+    artifacts = prepare_sweep(cfg, real, generator=generator, with_generator=with_generator, compared=compared)
     knob = artifacts.generator.knob if artifacts.generator is not None else "truncation"
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, cfg=cfg, experiment=space.experiment, artifacts=artifacts, token=token),

@@ -11,6 +11,7 @@ import json
 import logging
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from ray import tune
@@ -25,7 +26,7 @@ from distgan.experiments.scoring import copy_loss_curves, real_quality, scoring_
 from distgan.experiments.synthetic import SweepGenerator, point_name, prepare_synthetic_shards
 from distgan.flags import with_overrides
 from distgan.jobs.placement import trial_jobs
-from distgan.layout import RESULT_FILE, TRIAL_KEY_FILE, SweepPaths
+from distgan.layout import FAILURE_FILE, RESULT_FILE, TRIAL_KEY_FILE, SweepPaths
 from distgan.models.checks import check_gan
 from distgan.runtime.atomic import write_json_atomic, write_text_atomic
 from distgan.runtime.paths import require_visible
@@ -37,10 +38,14 @@ USER_ERROR_KEY = "user_error"  # a trial that ended on a user's error reports it
 def trial_name(experiment: str, params: dict, trial_id: str, knob: str | None) -> str:
     """Stable, readable trial names, also the trial's directory: 'real', 'tau0.5', 'guidance4-frac0.25',
     'seed1' (gan-test; 'dcgan-seed1', 'lr_g0.001-seed1' when a YAML space grids other GAN fields too),
-    'gan-<trial id>' (gan space, whose points are random draws)."""
+    'gan-<trial id>' (gan space, whose points are random draws), 'copier-generated-seed1' (compare: the generator's
+    name, then its set, then the classifier's seed after the first)."""
     point, gan = params["point"], params.get("gan") or {}
     if experiment == "gan":
         return f"gan-{trial_id}"
+    if experiment == "compare":
+        name = "real" if point["real"] else f"{point['generator']}-{point_name(point['knob'], point['knob_value'])}"
+        return name + (f"-seed{params['seed']}" if params["seed"] else "")
     if experiment == "gan-test":
         parts = [_part(key, value) for key, value in gan.items() if key != "seed"]
         return "-".join([*parts, *([f"seed{gan['seed']}"] if "seed" in gan else [])]) or "generator"
@@ -123,18 +128,22 @@ def run_classification_trial(
 
 def run_trial(params: dict, *, cfg: SweepConfig, experiment: str, artifacts: SweepArtifacts, token: str) -> None:
     """Ray Tune function trainable: run `experiment` at this point and report its scores. A user's error (a generator
-    that breaks its contract midway, a corrupt shard) ends the trial with one line and is not retried: it would fail
-    the same way again."""
+    that breaks its contract midway, a corrupt shard) ends the trial with one line, also in its failure.json (the
+    report's), and is not retried: it would fail the same way again."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     paths = SweepPaths(cfg.results_dir, cfg.name)
     directory = paths.trial_dir(tune.get_context().get_trial_name())  # named by trial_name on the driver
     try:
         require_visible(paths.token_file, token)  # this node sees the driver's results directory
         _claim(directory, digest(cfg, experiment, params))
+        (directory / FAILURE_FILE).unlink(missing_ok=True)  # a rerun's own outcome replaces an earlier one's
         _run(params, cfg=cfg, experiment=experiment, artifacts=artifacts, directory=directory)
     except DistganError as err:
         log.error("trial %s: %s", directory.name, err)
-        tune.report({USER_ERROR_KEY: f"{type(err).__name__}: {err}", "done": True})
+        line = f"{type(err).__name__}: {err}"
+        if directory.is_dir():  # claimed: this node sees the results directory
+            write_json_atomic(directory / FAILURE_FILE, {"trial": directory.name, "error": line} | params)
+        tune.report({USER_ERROR_KEY: line, "done": True})
 
 
 def _run(params: dict, *, cfg: SweepConfig, experiment: str, artifacts: SweepArtifacts, directory: Path) -> None:
@@ -150,10 +159,15 @@ def _run(params: dict, *, cfg: SweepConfig, experiment: str, artifacts: SweepArt
         return
     point = params["point"]
     generator = artifacts.generator
-    if gan != cfg.gan and not point["real"]:
+    if experiment == "compare":  # its generator by name; a GAN of distgan's, trained once by the first trial wanting it
+        cfg = replace(cfg, classifier=replace(cfg.classifier, seed=cfg.classifier.seed + params["seed"]))
+        named = None if point["real"] else artifacts.compared[point["generator"]]
+        if named is not None:
+            generator = named.generator or prepare_generator(cfg, artifacts.real_train_dir, named.gan,
+                                                             launch=trial_jobs(cfg))  # fmt: skip
+    elif gan != cfg.gan and not point["real"]:
         generator = prepare_generator(cfg, artifacts.real_train_dir, gan, launch=trial_jobs(cfg))
-    training = TrainingSet(
-        experiment=experiment, real=point["real"], knob_value=point["knob_value"], fraction=point.get("fraction")
-    )
+    training = TrainingSet(experiment=experiment, real=point["real"], knob_value=point["knob_value"],
+                           fraction=point.get("fraction"), generator=point.get("generator"))  # fmt: skip
     result = run_classification_trial(cfg, artifacts, training, generator=generator, trial_dir=directory)
     tune.report(finite_scalars(result) | {"done": True})
