@@ -234,6 +234,15 @@ def test_a_bad_generators_file_is_refused_before_ray_starts(compare_root, tmp_pa
     assert not (tmp_path / "results").exists()  # refused before the real shards too
 
 
+def test_a_generator_name_given_twice_is_refused(compare_root, tmp_path):
+    """YAML keeps the last of two equal keys: the first generator would vanish from the comparison unseen."""
+    path = tmp_path / "twice.yaml"
+    gens = compare_root / "gens.py"
+    path.write_text("".join(f"mine: {{kind: python, target: '{gens}:{name}'}}\n" for name in ("copier", "novel")))
+    with pytest.raises(ConfigError, match=r"twice.yaml: generator name\(s\) \['mine'\] given more than once"):
+        distgan.sweep.parse_config(["--quick", "--space", "compare", "--generators", str(path)])
+
+
 def test_seeds_and_generators_belong_to_the_compare_space(tmp_path):
     with pytest.raises(ConfigError, match=r"--seeds: several classifiers per set in --space compare only \(got 3\)"):
         distgan.sweep.parse_config(["--quick", "--seeds", "3"])
@@ -269,6 +278,9 @@ def test_t_interval_is_the_textbook_formula():
     assert t_interval(values) == pytest.approx({"mean": mean, "low": mean - half, "high": mean + half, "n": 3})
     one = t_interval([0.2])
     assert one["mean"] == 0.2 and math.isnan(one["low"]) and math.isnan(one["high"])
+    # Two seeds (t = 12.71): an error rate's interval is cut to [0, 1], where the raw one leaves it.
+    wide = t_interval([0.02, 0.06], bounds=(0.0, 1.0))
+    assert wide["low"] == 0.0 and wide["high"] == pytest.approx(0.04 + 12.706204736174705 * 0.02)  # s/√n = 0.02
 
 
 def test_overlap_of_intervals():

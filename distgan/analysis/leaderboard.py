@@ -14,15 +14,18 @@ from distgan.analysis.results import feature_spaces, is_number, of_experiment
 from distgan.analysis.tables import quality_columns
 from distgan.schema import MEMORISATION_LABELS, labelled
 
+ERROR_BOUNDS = (0.0, 1.0)  # an error rate's range
 
-def t_interval(values: list[float]) -> dict:
-    """Mean and its two-sided CONFIDENCE_LEVEL Student-t interval, x̄ ± t(n−1)·s/√n (s: sample std, ddof 1); the
-    interval is NaN with fewer than 2 values."""
+
+def t_interval(values: list[float], bounds: tuple[float, float] = (-math.inf, math.inf)) -> dict:
+    """Mean and its two-sided CONFIDENCE_LEVEL Student-t interval, x̄ ± t(n−1)·s/√n (s: sample std, ddof 1), cut to
+    the quantity's `bounds` (an error rate's [0, 1]: with 2 seeds t is 12.7 and the raw interval often leaves it);
+    the interval is NaN with fewer than 2 values."""
     x = np.asarray(values, dtype=np.float64)
     mean, low, high = float(x.mean()), math.nan, math.nan
     if len(x) >= 2:
         half = stats.t.ppf(0.5 + CONFIDENCE_LEVEL / 2, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x))
-        low, high = mean - half, mean + half
+        low, high = max(mean - half, bounds[0]), min(mean + half, bounds[1])
     return {"mean": mean, "low": low, "high": high, "n": len(x)}
 
 
@@ -56,8 +59,8 @@ def _set_summary(rows: list[dict], keys: list[str]) -> dict:
         "knob": first["knob"],
         "knob_value": first["knob_value"],
         "trial": first["trial"],  # its first seed's: where the set's sample grid is
-        "top1": t_interval([r["top1_error"] for r in rows]),
-        "top5": t_interval([r["top5_error"] for r in rows if is_number(r["top5_error"])]),
+        "top1": t_interval([r["top1_error"] for r in rows], ERROR_BOUNDS),
+        "top5": t_interval([r["top5_error"] for r in rows if is_number(r["top5_error"])], ERROR_BOUNDS),
     } | {key: _mean(rows, key) for key in keys}
 
 
@@ -86,7 +89,7 @@ def leaderboard(results: list[dict], failures: dict[str, dict]) -> dict:
     for r in synthetic:
         groups.setdefault(r["generator_name"], {}).setdefault(r["knob_value"], []).append(r)
     sets = [_set_summary(rows, keys) for by_knob in groups.values() for rows in by_knob.values()]
-    real_top1 = t_interval(real) if real else None
+    real_top1 = t_interval(real, ERROR_BOUNDS) if real else None
     entries = []
     for name in groups:
         best = min((s for s in sets if s["generator"] == name), key=lambda s: s["top1"]["mean"])

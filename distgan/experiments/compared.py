@@ -66,9 +66,13 @@ def read_generators(cfg: SweepConfig) -> list[GeneratorEntry]:
     if not path.is_file():
         raise ConfigError(f"--generators: {path} not found")
     try:
-        spec = yaml.safe_load(path.read_text())
+        text = path.read_text()
+        spec, node = yaml.safe_load(text), yaml.compose(text)  # the node keeps a name given twice (the dict, the last)
     except yaml.YAMLError as err:
         raise ConfigError(f"--generators: {path} is not YAML ({str(err).splitlines()[0]})") from None
+    names = [key.value for key, _ in node.value] if isinstance(node, yaml.MappingNode) else []
+    if twice := sorted({name for name in names if names.count(name) > 1}):
+        raise ConfigError(f"{path}: generator name(s) {twice} given more than once")
     if not isinstance(spec, dict) or not spec:
         raise ConfigError(f"{path}: expected a mapping of generator names to generator sections")
     return [_entry(cfg, path, name, section) for name, section in spec.items()]
