@@ -115,6 +115,11 @@ class SweepPaths:
         return synthetic_set(self.cache_dir, point, key)
 
 
+def set_quality(synthetic_dir: Path, key: str) -> Path:
+    """A generated set's numbers (what its scoring job wrote), beside the set: shared by the trials that train on it."""
+    return synthetic_dir.with_name(f"quality-{synthetic_dir.name}-{key}")
+
+
 def synthetic_set(root: Path, point: str, key: str) -> Path:
     """A synthetic set under `root`: the sweep's cache, or a gan-space trial's own samples/ (one GAN per trial)."""
     return root / f"synthetic-{point}-{key}"

@@ -199,6 +199,17 @@ def test_the_figures_and_a_sample_grid_per_generator_at_its_best_knob(three_gene
     assert "## Which sample metric orders the generators as accuracy does" in report
 
 
+def test_each_set_is_scored_once_for_all_its_seeds(three_generators):
+    """The two classifiers of a set train on the same images: one scoring job's numbers serve both trials."""
+    sweep_dir, _ = three_generators
+    for name in ("copier", "novel", "noisy"):
+        first, second = (read_json(sweep_dir / "trials" / f"{name}-generated{seed}" / "result.json")
+                         for seed in ("", "-seed1"))  # fmt: skip
+        assert first["stages"]["score"] == second["stages"]["score"]  # the same ranks, pids and wall time
+        assert first["quality"] == second["quality"] and first["config"]["classifier"]["seed"] != second["config"][
+            "classifier"]["seed"]  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("sections", "message"),
     [

@@ -163,6 +163,9 @@ def test_augmentation_sweep_reuses_cached_artifacts_and_trains_with_deepspeed(qu
     assert result["num_train_samples"] == 1437 + round(0.5 * 1437)  # all real plus half as many generated
     assert result["config"]["engine"]["backend"] == "deepspeed" and result["workers"] == 2
     assert 0 <= result["top1_error"] < 0.9 and result["gan_train_accuracy"] is None
+    # The τ = 1 set's numbers do not depend on the classifier: the main job's trial scored it, this one reads them.
+    scored = read_json(sweep_dir / "trials" / "tau1" / "result.json")
+    assert result["stages"]["score"] == scored["stages"]["score"] and result["quality"] == scored["quality"]
 
 
 # A user's generator, as docs/generators.md shows it: real digits of the asked class, shifted by a pixel or two.

@@ -22,7 +22,7 @@ from distgan.experiments.artifacts import SweepArtifacts, prepare_generator, pre
 from distgan.experiments.classifier import TrainingSet, classifier_scores
 from distgan.experiments.gan_trial import run_gan_trial
 from distgan.experiments.record import finite_scalars, result_record
-from distgan.experiments.scoring import copy_loss_curves, real_quality, scoring_job, synthetic_quality
+from distgan.experiments.scoring import copy_loss_curves, real_quality, scored_once, scoring_job, synthetic_quality
 from distgan.experiments.synthetic import SweepGenerator, point_name, prepare_synthetic_shards
 from distgan.flags import with_overrides
 from distgan.jobs.placement import trial_jobs
@@ -105,8 +105,8 @@ def run_classification_trial(
         if training.fraction:
             train_dir = prepare_mixture(cfg, artifacts.real_train_dir, synthetic_dir, training.fraction)
         gan_test = training.experiment == "gan-test"  # the study's views of each GAN: its t-SNE and loss curves
-        scoring = scoring_job(cfg, artifacts, synthetic_dir, trial_dir, tsne=gan_test)
-        scores = classifier_scores(cfg, train_dir, artifacts, trial_dir, to_tune=True, scoring=scoring)
+        with scored_once(cfg, scoring_job(cfg, artifacts, synthetic_dir, trial_dir, tsne=gan_test)) as scoring:
+            scores = classifier_scores(cfg, train_dir, artifacts, trial_dir, to_tune=True, scoring=scoring)
         quality, stages = synthetic_quality(synthetic_dir, trial_dir)
         if gan_test:
             copy_loss_curves(generator, trial_dir)

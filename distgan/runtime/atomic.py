@@ -75,12 +75,33 @@ def locked(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+@contextmanager
+def locked_if_free(path: Path) -> Iterator[bool]:
+    """The exclusive lock on file `path` if no process holds it: True, held while the block runs; else False at once."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def maker_lock(path: Path) -> Path:
+    """The lock beside `path` that whoever makes it holds (`made_once`)."""
+    return path.with_name(f".{path.name}.lock")
+
+
 def made_once(path: Path, make: Callable[[], None]) -> bool:
     """Run make(), which publishes `path` whole, unless `path` exists; True if this call made it. Concurrent callers
     (trials, ranks of other jobs) wait for one maker on a lock beside `path`, then find it made."""
     if path.exists():
         return False
-    with locked(path.with_name(f".{path.name}.lock")):
+    with locked(maker_lock(path)):
         if path.exists():  # made by another process while this one waited
             return False
         make()
